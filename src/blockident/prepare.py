@@ -1,0 +1,21 @@
+"""``blockident prepare SOURCE ...``: one preparation command per data source."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# source -> (module, function taking argv and returning an exit code, one-line help)
+SOURCES = {
+    "burst": ("blockident.data.burst_prepare", "main", "list/delete frames no annotation uses"),
+}
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in SOURCES:
+        print("usage: blockident prepare SOURCE [ARGS...]\n\nsources:", file=sys.stderr)
+        for name, (_, _, text) in SOURCES.items():
+            print(f"  {name:<10} {text}", file=sys.stderr)
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    module, function, _ = SOURCES[argv[0]]
+    return getattr(importlib.import_module(module), function)(argv[1:]) or 0
