@@ -1,0 +1,111 @@
+"""InfoNCE family of contrastive losses.
+
+Every loss takes encodings of the two views, ``z1`` and ``z2`` of shape (N, D), where row i of
+``z1`` and row i of ``z2`` form a positive pair. Under DDP (an initialised process group with
+more than one process) the candidates are gathered from all processes with autograd-aware
+collectives, so the per-process losses average to the loss of one process on the union batch
+and gradients flow to every process's encodings.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _world() -> tuple[int, int]:
+    """(rank, world size) of the default process group, (0, 1) without one."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def gather(z: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``z`` (N, D) from all processes to (world*N, D), keeping gradients."""
+    _, world = _world()
+    if world == 1:
+        return z
+    import torch.distributed.nn.functional as dist_fn
+
+    return torch.cat(dist_fn.all_gather(z), dim=0)
+
+
+def pairwise_similarity(a: torch.Tensor, b: torch.Tensor, sim: str) -> torch.Tensor:
+    """Similarity of every row of ``a`` (N, D) with every row of ``b`` (M, D): (N, M).
+
+    ``cosine``: cosine similarity; ``neg_l2sq``: minus the squared Euclidean distance, computed
+    from inner products (no (N, M, D) intermediate).
+    """
+    if sim == "cosine":
+        return F.normalize(a, dim=1) @ F.normalize(b, dim=1).T
+    if sim == "neg_l2sq":
+        sq = (a * a).sum(1, keepdim=True) + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
+        return -sq.clamp_min(0.0)
+    raise ValueError(f"unknown similarity {sim!r}; expected 'cosine' or 'neg_l2sq'")
+
+
+def infonce(z1: torch.Tensor, z2: torch.Tensor, tau: float = 1.0, sim: str = "cosine"):
+    """Symmetrised InfoNCE with in-batch negatives (scalar).
+
+    For each local row i of ``z1`` the candidates are all rows of the (gathered) ``z2``, the
+    positive being its own partner; and symmetrically from ``z2`` to ``z1``. The result is the
+    mean of the two cross-entropies over this process's rows.
+    """
+    rank, _ = _world()
+    all1, all2 = gather(z1), gather(z2)
+    targets = torch.arange(len(z1), device=z1.device) + rank * len(z1)
+    loss12 = F.cross_entropy(pairwise_similarity(z1, all2, sim) / tau, targets)
+    loss21 = F.cross_entropy(pairwise_similarity(z2, all1, sim) / tau, targets)
+    return 0.5 * (loss12 + loss21)
+
+
+def _lp_distance(a: torch.Tensor, b: torch.Tensor, p: float) -> torch.Tensor:
+    """||a_i - b_j||_p^p for all rows: (N, M); the p=2 case avoids an (N, M, D) tensor."""
+    if p == 2:
+        return -pairwise_similarity(a, b, "neg_l2sq")
+    return torch.cdist(a, b, p=p) ** p
+
+
+def lp_infonce(z1, z2, n1, n2, tau: float = 1.0, p: float = 2.0):
+    """Symmetrised Lp-distance InfoNCE with separately drawn negatives (scalar).
+
+    ``z1``, ``z2`` (N, D) are a batch of positive pairs; ``n1``, ``n2`` (M, D) encode an
+    independently drawn batch of each view. Direction 1->2 scores anchor ``z1_i`` against its
+    positive ``z2_i`` and the negatives ``n1_j`` (all, gathered across processes), with logits
+    ``-||.||_p^p / tau``; direction 2->1 likewise with ``n2``; the result is their mean.
+    """
+
+    def one_direction(anchor, positive, negatives):
+        pos = -(anchor - positive).abs().pow(p).sum(1) / tau
+        neg = -_lp_distance(anchor, gather(negatives), p) / tau
+        logits = torch.cat([pos[:, None], neg], dim=1)
+        return (torch.logsumexp(logits, dim=1) - pos).mean()
+
+    return 0.5 * (one_direction(z1, z2, n1) + one_direction(z2, z1, n2))
+
+
+class InfoNCE(nn.Module):
+    """Config wrapper of :func:`infonce`; ``forward(z1, z2)``."""
+
+    needs_negatives = False
+
+    def __init__(self, tau: float = 1.0, sim: str = "cosine"):
+        super().__init__()
+        self.tau, self.sim = tau, sim
+
+    def forward(self, z1, z2):
+        return infonce(z1, z2, self.tau, self.sim)
+
+
+class LpInfoNCE(nn.Module):
+    """Config wrapper of :func:`lp_infonce`; ``forward(z1, z2, n1, n2)``."""
+
+    needs_negatives = True
+
+    def __init__(self, tau: float = 1.0, p: float = 2.0):
+        super().__init__()
+        self.tau, self.p = tau, p
+
+    def forward(self, z1, z2, n1, n2):
+        return lp_infonce(z1, z2, n1, n2, self.tau, self.p)

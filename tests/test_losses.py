@@ -1,0 +1,90 @@
+import os
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+import torch.nn.functional as F
+
+from blockident.losses import InfoNCE, LpInfoNCE, infonce, lp_infonce, pairwise_similarity
+
+
+def test_infonce_matches_explicit_formula():
+    g = torch.Generator().manual_seed(0)
+    z1, z2 = torch.randn(8, 3, generator=g), torch.randn(8, 3, generator=g)
+    logits = F.normalize(z1, dim=1) @ F.normalize(z2, dim=1).T / 0.5
+    log_p12 = logits.log_softmax(dim=1).diag()
+    log_p21 = logits.T.log_softmax(dim=1).diag()
+    expected = -0.5 * (log_p12.mean() + log_p21.mean())
+    assert torch.allclose(infonce(z1, z2, tau=0.5), expected, atol=1e-6)
+
+
+def test_neg_l2sq_is_minus_squared_distance():
+    g = torch.Generator().manual_seed(1)
+    a, b = torch.randn(5, 4, generator=g), torch.randn(7, 4, generator=g)
+    expected = -((a[:, None] - b[None]) ** 2).sum(-1)
+    assert torch.allclose(pairwise_similarity(a, b, "neg_l2sq"), expected, atol=1e-5)
+    with pytest.raises(ValueError, match="unknown similarity"):
+        pairwise_similarity(a, b, "dot")
+
+
+def test_infonce_prefers_aligned_pairs():
+    g = torch.Generator().manual_seed(2)
+    z = torch.randn(32, 4, generator=g)
+    noise = torch.randn(32, 4, generator=g)
+    assert infonce(z, z, sim="neg_l2sq") < infonce(z, noise, sim="neg_l2sq")
+
+
+@pytest.mark.parametrize("p", [1.0, 2.0])
+def test_lp_infonce_matches_naive_broadcast(p):
+    g = torch.Generator().manual_seed(3)
+    z1, z2, n1, n2 = (torch.randn(6, 3, generator=g) for _ in range(4))
+
+    def naive(a, pos, neg):
+        d_pos = (a - pos).abs().pow(p).sum(1)
+        d_neg = (a[:, None] - neg[None]).abs().pow(p).sum(-1)
+        logits = -torch.cat([d_pos[:, None], d_neg], 1)
+        return (d_pos + torch.logsumexp(logits, 1)).mean()
+
+    expected = 0.5 * (naive(z1, z2, n1) + naive(z2, z1, n2))
+    assert torch.allclose(lp_infonce(z1, z2, n1, n2, p=p), expected, atol=1e-5)
+    assert torch.allclose(LpInfoNCE(p=p)(z1, z2, n1, n2), expected, atol=1e-5)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank, world, port, inputs, out_dir):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
+    n = len(inputs[0]) // world
+    local = [x[rank * n:(rank + 1) * n].clone().requires_grad_(True) for x in inputs]
+    losses = {"infonce": InfoNCE(tau=0.5)(*local[:2]),
+              "lp_infonce": LpInfoNCE()(*local)}
+    result = {}
+    for name, loss in losses.items():
+        grads = torch.autograd.grad(loss, local[:4] if name == "lp_infonce" else local[:2])
+        result[name] = (loss.detach(), [gr / world for gr in grads])  # DDP averages gradients
+    torch.save(result, os.path.join(out_dir, f"rank{rank}.pt"))
+    torch.distributed.destroy_process_group()
+
+
+def test_two_processes_equal_one_process_on_union_batch(tmp_path):
+    """Gathered negatives: mean of per-process losses and the gradients equal the union batch."""
+    g = torch.Generator().manual_seed(4)
+    inputs = [torch.randn(8, 3, generator=g) for _ in range(4)]
+    mp.spawn(_ddp_worker, args=(2, _free_port(), inputs, str(tmp_path)), nprocs=2)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+
+    full = [x.clone().requires_grad_(True) for x in inputs]
+    for name, loss in {"infonce": InfoNCE(tau=0.5)(*full[:2]),
+                       "lp_infonce": LpInfoNCE()(*full)}.items():
+        grads = torch.autograd.grad(loss, full[:4] if name == "lp_infonce" else full[:2])
+        mean_loss = sum(r[name][0] for r in ranks) / 2
+        assert torch.allclose(mean_loss, loss.detach(), atol=1e-5), name
+        for i, grad in enumerate(grads):
+            two = torch.cat([r[name][1][i] for r in ranks])
+            assert torch.allclose(two, grad, atol=1e-5), (name, i)
