@@ -18,7 +18,7 @@ HYDRA_COMMANDS = {
 # command -> (module, function, one-line help); the function takes argv and returns an exit code
 TOOL_COMMANDS = {
     "experiments": ("blockident.experiments", "main", "list the available experiments"),
-    "pairs": ("blockident.pairs.command", "main", "build content/style pairs from BURST annotations"),
+    "pairs": ("blockident.pairs.command", "main", "content/style pairs from BURST annotations"),
     "prepare": ("blockident.prepare", "main", "prepare a data set (prepare burst DATA_DIR ...)"),
 }
 

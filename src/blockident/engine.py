@@ -1,0 +1,61 @@
+"""The Lightning module that wires encoders and a contrastive loss.
+
+It knows nothing of any data set: a batch is a dict with ``view1``, ``view2`` (positive pairs)
+and, for losses that need them, separately drawn negatives ``neg1``, ``neg2``.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+
+from blockident.models.pair import EncoderPair
+
+
+class ContrastiveModule(L.LightningModule):
+    """Trains ``encoders`` with ``loss`` using Adam(lr)."""
+
+    def __init__(self, encoders: EncoderPair, loss: nn.Module, lr: float = 1e-4):
+        super().__init__()
+        self.encoders, self.loss, self.lr = encoders, loss, lr
+
+    def _encode_views(self, batch: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+        """Encodings [z1, z2] or [z1, z2, n1, n2]; each view's inputs pass its encoder once."""
+        needs_neg = getattr(self.loss, "needs_negatives", False)
+        if needs_neg and "neg1" not in batch:
+            raise ValueError(f"loss {type(self.loss).__name__} needs separately drawn negatives, "
+                             "but the batches have none (set data.negatives=true)")
+        out = []
+        for view in (1, 2):
+            x = batch[f"view{view}"]
+            if needs_neg:
+                z, n = self.encoders(view, torch.cat([x, batch[f"neg{view}"]])).split(len(x))
+                out.append((z, n))
+            else:
+                out.append((self.encoders(view, x),))
+        (z1, *n1), (z2, *n2) = out
+        return [z1, z2, *n1, *n2]
+
+    def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+        loss = self.loss(*self._encode_views(batch))
+        self.log(f"{stage}/loss", loss, prog_bar=True, sync_dist=stage == "val",
+                 batch_size=len(batch["view1"]))
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        return self._step(batch, "val")
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.encoders.parameters(), lr=self.lr)
+
+    @torch.no_grad()
+    def encode(self, view: int, x: torch.Tensor, batch_size: int = 4096) -> np.ndarray:
+        """Frozen encodings (N, encoding_size) of observations ``x`` of ``view``, as numpy."""
+        self.eval()
+        chunks = [self.encoders(view, chunk.to(self.device)).cpu() for chunk in x.split(batch_size)]
+        return torch.cat(chunks).numpy()

@@ -1,0 +1,222 @@
+"""``blockident train | evaluate | run``: Hydra composes the config, this module runs it.
+
+A run directory holds the resolved ``config.yaml``, ``checkpoints/`` (``step=N.ckpt`` and
+``last.ckpt``), ``metrics.csv`` and TensorBoard logs of training, and per evaluated checkpoint
+``evaluations/step_N/`` with the cached encodings, ``results.csv`` and the figure; the latest
+evaluation's ``results.csv`` and ``results.png`` are also copied to the run directory itself.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+import uuid
+import warnings
+from datetime import datetime
+from pathlib import Path
+
+import hydra
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+import blockident
+from blockident.engine import ContrastiveModule
+from blockident.io import atomic_write, atomic_write_text
+from blockident.readouts.regression import regression_rows
+from blockident.report import plot_results, summary, write_results
+
+CONFIG_FILE = "config.yaml"
+CKPT_DIR = "checkpoints"
+METRICS_FILE = "metrics.csv"
+
+
+def _default_run_dir(resume: str | None, name: str) -> str:
+    if resume:
+        return str(resume)
+    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    return f"runs/{name}/{stamp}_{uuid.uuid4().hex[:6]}"
+
+
+OmegaConf.register_new_resolver("sum", lambda *xs: sum(xs), replace=True)
+OmegaConf.register_new_resolver("pid", os.getpid, replace=True)
+OmegaConf.register_new_resolver("default_run_dir", _default_run_dir, replace=True)
+
+
+# -- configuration ------------------------------------------------------------------------------
+def _with_overrides(saved: DictConfig, composed: DictConfig) -> DictConfig:
+    """The saved run config with this command line's plain ``key=value`` overrides applied.
+
+    Config-group choices (``experiment=...``, ``data=...``) cannot change an existing run and
+    are ignored.
+    """
+    overrides = OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
+    for override in overrides:
+        key = override.key_or_group
+        if override.is_delete():
+            parent, _, leaf = key.rpartition(".")
+            node = OmegaConf.select(saved, parent) if parent else saved
+            if isinstance(node, DictConfig):
+                node.pop(leaf, None)
+            continue
+        value = OmegaConf.select(composed, key, default=None)
+        if key in ("resume", "run_dir") or isinstance(value, DictConfig):
+            continue
+        OmegaConf.update(saved, key, value, force_add=True)
+    return saved
+
+
+def load_run_config(run_dir: Path, composed: DictConfig) -> DictConfig:
+    """The config saved in ``run_dir`` plus command-line overrides."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: not a blockident run directory (no {CONFIG_FILE})")
+    return _with_overrides(OmegaConf.load(path), composed)
+
+
+def save_config(cfg: DictConfig, run_dir: Path) -> None:
+    cfg = cfg.copy()
+    cfg.version = blockident.__version__
+    atomic_write_text(Path(run_dir) / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
+
+
+# -- building blocks ------------------------------------------------------------------------------
+def build_module(cfg: DictConfig) -> ContrastiveModule:
+    return ContrastiveModule(instantiate(cfg.model), instantiate(cfg.loss), lr=cfg.optim.lr)
+
+
+def build_loggers(cfg: DictConfig, run_dir: Path) -> list:
+    from lightning.pytorch import loggers
+
+    warnings.filterwarnings("ignore", "Experiment logs directory")  # our run dir is never empty
+    out = []
+    if cfg.logger.csv:
+        out.append(loggers.CSVLogger(run_dir, name="", version=""))
+    if cfg.logger.tensorboard:
+        out.append(loggers.TensorBoardLogger(run_dir, name="tensorboard", version=""))
+    if cfg.logger.wandb:
+        out.append(loggers.WandbLogger(save_dir=str(run_dir), **cfg.logger.wandb))
+    return out
+
+
+def checkpoint_path(run_dir: Path, step: int | None) -> Path:
+    """``step=STEP.ckpt`` of the run, or its latest step checkpoint when ``step`` is None."""
+    ckpts = {int(m.group(1)): p for p in (Path(run_dir) / CKPT_DIR).glob("step=*.ckpt")
+             if (m := re.fullmatch(r"step=(\d+)\.ckpt", p.name))}
+    if not ckpts:
+        raise FileNotFoundError(f"{Path(run_dir) / CKPT_DIR}: no checkpoints")
+    if step is None:
+        return ckpts[max(ckpts)]
+    if step not in ckpts:
+        raise FileNotFoundError(f"{run_dir}: no checkpoint for step {step}; "
+                                f"available: {sorted(ckpts)}")
+    return ckpts[step]
+
+
+def _read_metrics(run_dir: Path) -> pd.DataFrame | None:
+    path = run_dir / METRICS_FILE
+    return pd.read_csv(path) if path.exists() else None
+
+
+def _prepend_metrics(run_dir: Path, earlier: pd.DataFrame) -> None:
+    """Put the training curves from before a resume back in front of the new ones."""
+    later = _read_metrics(run_dir)
+    if later is not None:
+        earlier = earlier[earlier["step"] < later["step"].min()]
+    merged = pd.concat([earlier, later], ignore_index=True)
+    atomic_write(run_dir / METRICS_FILE, lambda tmp: merged.to_csv(tmp, index=False))
+
+
+# -- commands -------------------------------------------------------------------------------------
+def train(cfg: DictConfig, run_dir: Path) -> Path:
+    """Train (or resume) the run in ``run_dir``; returns the final checkpoint."""
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    data = instantiate(cfg.data)
+    last = run_dir / CKPT_DIR / "last.ckpt"
+    resuming = cfg.resume is not None
+    if resuming:
+        if not last.exists():
+            raise FileNotFoundError(f"{last}: nothing to resume from")
+        data.load_state(run_dir)
+    else:
+        data.save_state(run_dir)
+    save_config(cfg, run_dir)
+    checkpoints = ModelCheckpoint(
+        dirpath=run_dir / CKPT_DIR, filename="step={step}", auto_insert_metric_name=False,
+        every_n_train_steps=cfg.checkpoint_every, save_top_k=-1, save_last=True)
+    trainer = L.Trainer(**cfg.trainer, default_root_dir=run_dir, callbacks=[checkpoints],
+                        logger=build_loggers(cfg, run_dir))
+    module = build_module(cfg)
+    earlier = _read_metrics(run_dir) if resuming else None  # the CSV logger starts afresh
+    trainer.fit(module, datamodule=data, ckpt_path=last if resuming else None)
+    if earlier is not None and trainer.is_global_zero:
+        _prepend_metrics(run_dir, earlier)
+    final = run_dir / CKPT_DIR / f"step={trainer.global_step}.ckpt"
+    if trainer.is_global_zero and not final.exists():
+        trainer.save_checkpoint(final)
+        trainer.save_checkpoint(last)
+    return final
+
+
+def evaluate(cfg: DictConfig, run_dir: Path, step: int | None = None):
+    """Encode the readout splits with a checkpoint, fit every readout, write the results."""
+    ckpt = checkpoint_path(run_dir, step)
+    data = instantiate(cfg.data)
+    data.load_state(run_dir)
+    module = build_module(cfg)
+    module.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"])
+    module.to("cuda" if torch.cuda.is_available() else "cpu")
+    step = int(re.fullmatch(r"step=(\d+)\.ckpt", ckpt.name).group(1))
+    out = run_dir / "evaluations" / f"step_{step}"
+
+    splits = data.readout_data()
+    encodings = {split: {name: module.encode(view, x) for name, (view, x) in s.inputs.items()}
+                 for split, s in splits.items()}
+    for split, arrays in encodings.items():
+        atomic_write(out / f"encodings_{split}.npz", lambda tmp, a=arrays: np.savez(
+            open(tmp, "wb"), **a))
+    regressors = {name: instantiate(spec) for name, spec in cfg.readout.regressors.items()}
+    rows = regression_rows(splits["train"], splits["test"], encodings, regressors,
+                           cfg.readout.standardize)
+    table = write_results(rows, out / "results.csv")
+    plot_results(table, out / "results.png", title=f"{cfg.info.name}, step {step}")
+    latest = checkpoint_path(run_dir, None) == ckpt
+    if latest:
+        for name in ("results.csv", "results.png"):
+            atomic_write(run_dir / name, lambda tmp, n=name: shutil.copyfile(out / n, tmp))
+    print(f"\n{cfg.info.name} at step {step} ({run_dir}):\n{summary(table)}\n")
+    print(f"results: {out / 'results.csv'}\nfigure:  {out / 'results.png'}")
+    return table
+
+
+def _task(cfg: DictConfig, command: str) -> None:
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    OmegaConf.set_struct(cfg, False)
+    if command == "evaluate" or cfg.resume is not None:
+        cfg = load_run_config(run_dir, cfg)
+        cfg.resume = str(run_dir) if command != "evaluate" else None
+    cfg.run_dir = str(run_dir)
+    if command in ("train", "run"):
+        train(cfg, run_dir)
+    if command in ("evaluate", "run"):
+        evaluate(cfg, run_dir, cfg.ckpt)
+
+
+def hydra_main(command: str, argv: list[str]) -> int:
+    """Run ``command`` under Hydra with ``argv`` as its command line."""
+
+    @hydra.main(config_path="conf", config_name="config", version_base="1.3")
+    def entry(cfg: DictConfig) -> None:
+        _task(cfg, command)
+
+    sys.argv = [f"blockident {command}", *argv]
+    entry()
+    return 0

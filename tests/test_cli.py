@@ -1,0 +1,96 @@
+"""End-to-end runs of the ``blockident`` command on a tiny numerical simulation."""
+
+import pandas as pd
+import pytest
+import yaml
+
+from blockident.cli import main
+
+TINY = [
+    "data.content_dim=2", "data.style_dim=2", "data.modality_dim=1", "data.batch_size=32",
+    "data.readout_train=150", "data.readout_test=100", "model.hidden_multipliers=[2]",
+    "readout.regressors.kernel_ridge.max_samples=60", "readout.regressors.mlp.max_iter=20",
+    "trainer.enable_progress_bar=false", "trainer.log_every_n_steps=1",
+    "trainer.val_check_interval=10", "checkpoint_every=10", "trainer.max_steps=20",
+]
+
+
+def blockident(*args):
+    assert main(list(args)) == 0
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("runs") / "tiny"
+    blockident("run", *TINY, f"run_dir={run_dir}", "seed=3")
+    return run_dir
+
+
+def test_run_directory_holds_everything_to_understand_the_run(trained):
+    names = {p.name for p in trained.iterdir()}
+    assert {"config.yaml", "checkpoints", "metrics.csv", "results.csv", "results.png",
+            "simulation.pt", "tensorboard", "evaluations"} <= names
+    assert {p.name for p in (trained / "checkpoints").iterdir()} >= {
+        "step=10.ckpt", "step=20.ckpt", "last.ckpt"}
+    config = yaml.safe_load((trained / "config.yaml").read_text())
+    assert config["seed"] == 3 and config["data"]["content_dim"] == 2
+    assert config["run_dir"] == str(trained) and config["version"]
+    metrics = pd.read_csv(trained / "metrics.csv")
+    assert metrics["train/loss"].notna().sum() == 20 and metrics["val/loss"].notna().sum() == 2
+
+
+def test_results_table_has_the_stable_schema(trained):
+    results = pd.read_csv(trained / "results.csv")
+    assert list(results.columns) == ["encoding", "factor", "kind", "readout", "metric", "value"]
+    assert set(results.encoding) == {"view1", "view2"}
+    assert set(results.readout) == {"linear", "kernel_ridge", "mlp"}
+    kinds = dict(zip(results.factor, results.kind, strict=False))
+    assert kinds == {"c": "content", "s": "style", "s~": "style", "m1": "modality",
+                     "m2": "modality", "c'": "content"}
+    assert len(results) == 2 * 6 * 3 and results.value.notna().all()
+
+
+def test_evaluate_a_chosen_checkpoint(trained, capsys):
+    blockident("evaluate", f"run_dir={trained}", "ckpt=10", "~readout.regressors.kernel_ridge")
+    out = trained / "evaluations" / "step_10"
+    table = pd.read_csv(out / "results.csv")
+    assert set(table.readout) == {"linear", "mlp"}
+    assert (out / "encodings_test.npz").exists() and (out / "results.png").exists()
+    assert "step 10" in capsys.readouterr().out
+    # the run's own results.csv still describes the latest checkpoint
+    assert set(pd.read_csv(trained / "results.csv").readout) == {"linear", "kernel_ridge", "mlp"}
+    with pytest.raises(SystemExit):
+        blockident("evaluate", f"run_dir={trained}", "ckpt=15")
+    assert "no checkpoint for step 15; available: [10, 20]" in capsys.readouterr().err
+
+
+def test_resumed_training_equals_uninterrupted_training(tmp_path):
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    blockident("train", *TINY, f"run_dir={whole}")
+    blockident("train", *TINY, f"run_dir={split}", "trainer.max_steps=10")
+    blockident("train", f"resume={split}", "trainer.max_steps=20")
+    a, b = (pd.read_csv(d / "metrics.csv").dropna(subset=["train/loss"]) for d in (whole, split))
+    assert list(b.step) == list(range(20))
+    assert a["train/loss"].tolist() == pytest.approx(b["train/loss"].tolist(), rel=1e-6)
+    assert yaml.safe_load((split / "config.yaml").read_text())["trainer"]["max_steps"] == 20
+
+
+def test_resume_of_a_non_run_is_a_clear_error(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        blockident("train", f"resume={tmp_path}")
+    assert f"{tmp_path}/config.yaml: not a blockident run directory" in capsys.readouterr().err
+
+
+def test_multirun_sweeps_into_one_directory_per_job(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    blockident("train", "-m", *TINY, "trainer.max_steps=2", "seed=0,1")
+    jobs = sorted(tmp_path.glob("runs/numerical/sweep_*/*/config.yaml"))
+    assert [yaml.safe_load(p.read_text())["seed"] for p in jobs] == [0, 1]
+
+
+def test_listing_and_help(capsys):
+    blockident("experiments")
+    blockident("--help")
+    out = capsys.readouterr().out
+    assert "numerical " in out and "numerical_paper" in out and "resume=RUN_DIR" in out
+    assert main(["frobnicate"]) == 2
