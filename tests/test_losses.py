@@ -51,6 +51,18 @@ def test_lp_infonce_matches_naive_broadcast(p):
     assert torch.allclose(LpInfoNCE(p=p)(z1, z2, n1, n2), expected, atol=1e-5)
 
 
+def test_blocked_squared_distance_logsumexp_gradients():
+    from blockident.losses import _SquaredDistanceLogSumExp
+
+    g = torch.Generator().manual_seed(5)
+    a = torch.randn(600, 3, generator=g, dtype=torch.float64, requires_grad=True)  # 3 blocks
+    b = torch.randn(40, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    fn = _SquaredDistanceLogSumExp.apply
+    expected = torch.logsumexp(-((a[:, None] - b[None]) ** 2).sum(-1) / 0.7, 1) + (a * a).sum(1) / 0.7
+    assert torch.allclose(fn(a, b, 0.7), expected)
+    assert torch.autograd.gradcheck(lambda x, y: fn(x, y, 0.7), (a[:300], b))
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -60,11 +60,53 @@ def infonce(z1: torch.Tensor, z2: torch.Tensor, tau: float = 1.0, sim: str = "co
     return 0.5 * (loss12 + loss21)
 
 
-def _lp_distance(a: torch.Tensor, b: torch.Tensor, p: float) -> torch.Tensor:
-    """||a_i - b_j||_p^p for all rows: (N, M); the p=2 case avoids an (N, M, D) tensor."""
+class _SquaredDistanceLogSumExp(torch.autograd.Function):
+    """L_i = log sum_j exp((2 a_i.b_j - |b_j|^2) / tau) for a (N, D), b (M, D): (N,).
+
+    Adding -|a_i|^2 / tau gives log sum_j exp(-||a_i - b_j||^2 / tau). The (N, M) logits are
+    made and used in blocks of rows and never stored: the backward pass recomputes them. This
+    keeps the element-wise work in cache, which is what limits a CPU step at large batches.
+    """
+
+    ROWS = 256  # rows per block: 256 x 6144 floats stay within a few MB
+
+    @staticmethod
+    def _logits(a, b, sq_b, tau):
+        return torch.addmm(sq_b, a, b.T, beta=-1.0 / tau, alpha=2.0 / tau)
+
+    @staticmethod
+    def forward(ctx, a, b, tau):
+        sq_b = (b * b).sum(1)
+        out = torch.cat([
+            torch.logsumexp(_SquaredDistanceLogSumExp._logits(block, b, sq_b, tau), dim=1)
+            for block in a.split(_SquaredDistanceLogSumExp.ROWS)])
+        ctx.save_for_backward(a, b, sq_b, out)
+        ctx.tau = tau
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        a, b, sq_b, out = ctx.saved_tensors
+        tau, rows = ctx.tau, _SquaredDistanceLogSumExp.ROWS
+        grad_a, grad_b, weight_b = torch.empty_like(a), torch.zeros_like(b), torch.zeros_like(sq_b)
+        for start in range(0, len(a), rows):
+            block = slice(start, start + rows)
+            # softmax weights times the incoming gradient: dL/dlogits, (rows, M)
+            w = _SquaredDistanceLogSumExp._logits(a[block], b, sq_b, tau)
+            w.sub_(out[block, None]).exp_().mul_(grad_out[block, None])
+            grad_a[block] = w @ b
+            grad_b.addmm_(w.T, a[block])
+            weight_b += w.sum(0)
+        scale = 2.0 / tau
+        return grad_a * scale, (grad_b - b * weight_b[:, None]) * scale, None
+
+
+def _neg_logsumexp(anchor: torch.Tensor, negatives: torch.Tensor, tau: float, p: float):
+    """log sum_j exp(-||anchor_i - negatives_j||_p^p / tau) for every anchor: (N,)."""
     if p == 2:
-        return -pairwise_similarity(a, b, "neg_l2sq")
-    return torch.cdist(a, b, p=p) ** p
+        lse = _SquaredDistanceLogSumExp.apply(anchor, negatives, tau)
+        return lse - (anchor * anchor).sum(1) / tau
+    return torch.logsumexp(-torch.cdist(anchor, negatives, p=p) ** p / tau, dim=1)
 
 
 def lp_infonce(z1, z2, n1, n2, tau: float = 1.0, p: float = 2.0):
@@ -73,14 +115,14 @@ def lp_infonce(z1, z2, n1, n2, tau: float = 1.0, p: float = 2.0):
     ``z1``, ``z2`` (N, D) are a batch of positive pairs; ``n1``, ``n2`` (M, D) encode an
     independently drawn batch of each view. Direction 1->2 scores anchor ``z1_i`` against its
     positive ``z2_i`` and the negatives ``n1_j`` (all, gathered across processes), with logits
-    ``-||.||_p^p / tau``; direction 2->1 likewise with ``n2``; the result is their mean.
+    ``-||.||_p^p / tau``, the positive included in the normaliser; direction 2->1 likewise with
+    ``n2``; the result is their mean.
     """
 
     def one_direction(anchor, positive, negatives):
         pos = -(anchor - positive).abs().pow(p).sum(1) / tau
-        neg = -_lp_distance(anchor, gather(negatives), p) / tau
-        logits = torch.cat([pos[:, None], neg], dim=1)
-        return (torch.logsumexp(logits, dim=1) - pos).mean()
+        normaliser = torch.logaddexp(pos, _neg_logsumexp(anchor, gather(negatives), tau, p))
+        return (normaliser - pos).mean()
 
     return 0.5 * (one_direction(z1, z2, n1) + one_direction(z2, z1, n2))
 

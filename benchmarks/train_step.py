@@ -1,0 +1,109 @@
+"""Time one training step of the numerical simulation at the paper's size.
+
+Paper setting: batch 6144 positive pairs plus 6144 separately drawn negatives, latents
+5 + 5 + 5, encoders with widths 10n, 50n, 50n, 50n, 50n, 10n (n = 15), symmetrised Lp-InfoNCE
+(p = 2, tau = 1), gradient clipping at 2 and Adam. Two implementations of the same mathematics:
+
+- ``reference``: the structure of the original code: four separate encoder passes and the
+  pairwise distances through an explicit (N, N, D) broadcast;
+- ``blockident``: the package's training step (``ContrastiveModule``): one pass per encoder over
+  positives and negatives together and distances from inner products.
+
+Prints seconds per step, samples/s and achieved GFLOP/s against the measured fp32 matmul peak.
+
+    .venv/bin/python benchmarks/train_step.py [--batch 6144] [--steps 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from blockident.data.numerical import NumericalData
+from blockident.engine import ContrastiveModule
+from blockident.losses import LpInfoNCE
+from blockident.models.mlp import mlp_pair
+
+MULTIPLIERS = [10, 50, 50, 50, 50, 10]
+
+
+def matmul_peak(size: int = 4096, repeats: int = 5) -> float:
+    """Best fp32 GFLOP/s of a (size x size) @ (size x size) product."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * size**3 / best / 1e9
+
+
+def step_flops(batch: int, n: int, encoding: int) -> float:
+    """Matrix-multiply FLOPs of one step: 4 encoder passes of `batch` samples (forward and the
+    two backward products), plus the two (batch x batch) distance products."""
+    widths = [n, *(m * n for m in MULTIPLIERS), encoding]
+    per_sample = sum(2 * a * b for a, b in zip(widths[:-1], widths[1:], strict=True))
+    return 4 * batch * per_sample * 3 + 2 * 2 * batch * batch * encoding * 3
+
+
+def reference_loss(encoders, batch):
+    def direction(a, pos, neg):
+        d_pos = torch.norm(a - pos, p=2, dim=-1) ** 2
+        d_neg = torch.norm(a[:, None] - neg[None], p=2, dim=-1) ** 2
+        logits = -torch.cat([d_neg, d_pos[:, None]], dim=1)
+        return (d_pos + torch.logsumexp(logits, dim=1)).mean()
+
+    h1, h2 = encoders(1, batch["view1"]), encoders(2, batch["view2"])
+    n1, n2 = encoders(1, batch["neg1"]), encoders(2, batch["neg2"])
+    return 0.5 * (direction(h1, h2, n1) + direction(h2, h1, n2))
+
+
+def time_steps(loss_fn, module, data, steps: int) -> float:
+    params = list(module.encoders.parameters())
+    optimizer = torch.optim.Adam(params, lr=1e-4)
+    generator = torch.Generator().manual_seed(0)
+    times = []
+    for _ in range(steps + 1):  # the first step warms up
+        batch = data._training_batch(generator)
+        t = time.perf_counter()
+        optimizer.zero_grad()
+        loss = loss_fn(batch)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 2.0)
+        optimizer.step()
+        times.append(time.perf_counter() - t)
+    return min(times[1:])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=6144)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--only", choices=["reference", "blockident"])
+    args = parser.parse_args()
+
+    torch.manual_seed(0)
+    data = NumericalData(batch_size=args.batch, negatives=True)
+    module = ContrastiveModule(mlp_pair(15, 5, MULTIPLIERS), LpInfoNCE())
+    peak = matmul_peak()
+    flops = step_flops(args.batch, 15, 5)
+    print(f"threads: {torch.get_num_threads()}  fp32 matmul peak: {peak:.0f} GFLOP/s  "
+          f"step matmul work: {flops / 1e9:.0f} GFLOP (>= {flops / peak / 1e9:.2f} s at peak)")
+    variants = {
+        "reference": lambda b: reference_loss(module.encoders, b),
+        "blockident": lambda b: module.loss(*module._encode_views(b)),
+    }
+    for name, fn in variants.items():
+        if args.only and name != args.only:
+            continue
+        seconds = time_steps(fn, module, data, args.steps)
+        print(f"{name:<11} {seconds:6.2f} s/step  {args.batch / seconds:8.0f} pairs/s  "
+              f"{flops / seconds / 1e9:6.1f} GFLOP/s ({100 * flops / seconds / 1e9 / peak:.0f}% "
+              "of peak)")
+
+
+if __name__ == "__main__":
+    main()
