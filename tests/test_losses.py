@@ -58,7 +58,8 @@ def test_blocked_squared_distance_logsumexp_gradients():
     a = torch.randn(600, 3, generator=g, dtype=torch.float64, requires_grad=True)  # 3 blocks
     b = torch.randn(40, 3, generator=g, dtype=torch.float64, requires_grad=True)
     fn = _SquaredDistanceLogSumExp.apply
-    expected = torch.logsumexp(-((a[:, None] - b[None]) ** 2).sum(-1) / 0.7, 1) + (a * a).sum(1) / 0.7
+    sq_dist = ((a[:, None] - b[None]) ** 2).sum(-1)
+    expected = torch.logsumexp(-sq_dist / 0.7, 1) + (a * a).sum(1) / 0.7
     assert torch.allclose(fn(a, b, 0.7), expected)
     assert torch.autograd.gradcheck(lambda x, y: fn(x, y, 0.7), (a[:300], b))
 
