@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/blockident run trainer.enable_progress_bar=false
+	$(VENV)/bin/blockident run
 
 test: $(STAMP)
 	$(VENV)/bin/pytest -q

@@ -2,6 +2,7 @@
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from blockident.cli import main
@@ -94,3 +95,17 @@ def test_listing_and_help(capsys):
     out = capsys.readouterr().out
     assert "numerical " in out and "numerical_paper" in out and "resume=RUN_DIR" in out
     assert main(["frobnicate"]) == 2
+
+
+def test_wandb_logger_works_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    blockident("train", *TINY, "trainer.max_steps=3", "logger=wandb", f"run_dir={tmp_path / 'r'}")
+    assert list((tmp_path / "r" / "wandb").glob("offline-run-*"))
+
+
+def test_shared_encoder_and_mixing_are_one_module(tmp_path):
+    blockident("train", *TINY, "trainer.max_steps=2", "model.shared_encoder=true",
+               "data.shared_mixing=true", f"run_dir={tmp_path}")
+    state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert state["encoders.encoder1.0.weight"].equal(state["encoders.encoder2.0.weight"])

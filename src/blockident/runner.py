@@ -107,6 +107,15 @@ def build_loggers(cfg: DictConfig, run_dir: Path) -> list:
     return out
 
 
+def progress_bar(cfg: DictConfig) -> list:
+    """A progress bar that refreshes about 20 times per run when output is not a terminal."""
+    from lightning.pytorch.callbacks import TQDMProgressBar
+
+    if not cfg.trainer.get("enable_progress_bar", True) or sys.stderr.isatty():
+        return []
+    return [TQDMProgressBar(refresh_rate=max(1, cfg.trainer.max_steps // 20))]
+
+
 def checkpoint_path(run_dir: Path, step: int | None) -> Path:
     """``step=STEP.ckpt`` of the run, or its latest step checkpoint when ``step`` is None."""
     ckpts = {int(m.group(1)): p for p in (Path(run_dir) / CKPT_DIR).glob("step=*.ckpt")
@@ -152,7 +161,8 @@ def train(cfg: DictConfig, run_dir: Path) -> Path:
     checkpoints = ModelCheckpoint(
         dirpath=run_dir / CKPT_DIR, filename="step={step}", auto_insert_metric_name=False,
         every_n_train_steps=cfg.checkpoint_every, save_top_k=-1, save_last=True)
-    trainer = L.Trainer(**cfg.trainer, default_root_dir=run_dir, callbacks=[checkpoints],
+    trainer = L.Trainer(**cfg.trainer, default_root_dir=run_dir,
+                        callbacks=[checkpoints, *progress_bar(cfg)],
                         logger=build_loggers(cfg, run_dir))
     module = build_module(cfg)
     earlier = _read_metrics(run_dir) if resuming else None  # the CSV logger starts afresh
