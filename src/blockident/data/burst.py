@@ -1,0 +1,282 @@
+"""BURST/TAO annotation reader: split files -> one columnar frame table.
+
+``DATA_DIR`` holds ``train.json``, ``val.json``, ``test.json`` (``{"split", "categories",
+"sequences": [...]}``) and ``categories.json`` (LVIS-style ``[{"id", "name", ...}]``). Frames live
+at ``<images root>/<split>/<dataset>/<seq_name>/<image>``, where the images root is ``DATA_DIR``
+itself or ``DATA_DIR/frames`` (:func:`find_images_root`).
+
+Every annotated frame becomes one row, in a canonical order: splits as in :data:`SPLITS`,
+sequences by id within a split, frames in ``annotated_image_paths`` order. Frames whose
+segmentation entry is empty stay (no objects). The categories present in a frame, with their
+instance counts (number of masks), are stored in CSR form: the entries of frame ``f`` are
+``offsets[f]:offsets[f + 1]``, sorted by category id.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SPLITS = ("train", "val", "test")
+CATEGORIES_FILE = "categories.json"
+# sequence fields the reader uses; the others of the format (fps, width, height,
+# all_image_paths, neg_category_ids, not_exhaustive_category_ids) are optional here
+REQUIRED_FIELDS = ("id", "dataset", "seq_name", "annotated_image_paths", "track_category_ids",
+                   "segmentations")
+IMAGE_ROOTS = (".", "frames")  # candidate images roots, relative to DATA_DIR, in preference order
+
+
+class BurstFormatError(ValueError):
+    """Malformed BURST input; the message names the file, the sequence and the field."""
+
+
+@dataclass(eq=False)
+class BurstAnnotations:
+    """All annotated frames of the BURST splits found in ``data_dir``.
+
+    Sequences (S): ``seq_split``, ``seq_dataset``, ``seq_name`` (str arrays), ``seq_id`` (int64).
+    Frames (F): ``frame_seq`` (int64 index into the sequences), ``frame_path`` (object array of
+    paths relative to the images root, ``<split>/<dataset>/<seq_name>/<image>``).
+    Entries (E): ``category`` and ``count`` (int64); frame ``f`` owns entries
+    ``offsets[f]:offsets[f + 1]`` (``offsets`` has F + 1 items), sorted by category id.
+    ``categories``: id -> name from ``categories.json``; ``unknown_categories``: category ids
+    used in ``track_category_ids`` but absent from ``categories.json`` -> where first seen.
+    """
+
+    categories: dict[int, str]
+    seq_split: np.ndarray
+    seq_dataset: np.ndarray
+    seq_id: np.ndarray
+    seq_name: np.ndarray
+    frame_seq: np.ndarray
+    frame_path: np.ndarray
+    offsets: np.ndarray
+    category: np.ndarray
+    count: np.ndarray
+    unknown_categories: dict[int, str] = field(default_factory=dict)
+    missing_splits: tuple[str, ...] = ()
+    data_dir: Path | None = None
+    images_root: Path | None = None
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.frame_seq)
+
+    @property
+    def n_sequences(self) -> int:
+        return len(self.seq_id)
+
+    @property
+    def entry_frame(self) -> np.ndarray:
+        """(E,) frame index of every entry."""
+        return np.repeat(np.arange(self.n_frames), np.diff(self.offsets))
+
+    def category_frequencies(self) -> pd.Series:
+        """Instances ((frame, mask) occurrences) per observed category id, all splits."""
+        totals = np.bincount(self.category, weights=self.count).astype(np.int64)
+        ids = np.flatnonzero(totals)
+        return pd.Series(totals[ids], index=pd.Index(ids, name="category"), name="instances")
+
+    def image_paths(self, frames: np.ndarray | None = None, absolute: bool = False) -> np.ndarray:
+        """Paths of ``frames`` (all by default), relative to the images root or absolute."""
+        paths = self.frame_path if frames is None else self.frame_path[frames]
+        if not absolute:
+            return paths
+        if self.images_root is None:
+            raise FileNotFoundError(images_root_message(self.data_dir))
+        root = str(self.images_root)
+        return np.array([f"{root}/{p}" for p in paths], dtype=object)
+
+    def table(self) -> pd.DataFrame:
+        """One row per annotated frame: split, dataset, sequence, seq_name, image, categories
+        (tuple of ids) and instances (tuple of counts, aligned with categories)."""
+        bounds = self.offsets.tolist()
+        cats, counts = self.category.tolist(), self.count.tolist()
+        spans = list(zip(bounds[:-1], bounds[1:], strict=True))
+        return pd.DataFrame({
+            "split": self.seq_split[self.frame_seq],
+            "dataset": self.seq_dataset[self.frame_seq],
+            "sequence": self.seq_id[self.frame_seq],
+            "seq_name": self.seq_name[self.frame_seq],
+            "image": self.frame_path,
+            "categories": [tuple(cats[a:b]) for a, b in spans],
+            "instances": [tuple(counts[a:b]) for a, b in spans],
+        })
+
+
+def read_burst(data_dir: Path | str) -> BurstAnnotations:
+    """Read ``categories.json`` and every split file present in ``data_dir``.
+
+    Raises :class:`FileNotFoundError` when ``categories.json`` or all split files are missing
+    and :class:`BurstFormatError` for malformed content. Missing split files are listed in
+    ``missing_splits``; the images root is detected (``None`` when no frames are found).
+    """
+    data_dir = Path(data_dir)
+    categories = read_categories(data_dir / CATEGORIES_FILE)
+    docs = {}
+    for split in SPLITS:
+        path = data_dir / f"{split}.json"
+        if path.exists():
+            docs[split] = (_load_json(path), path.name)
+    if not docs:
+        names = ", ".join(f"{s}.json" for s in SPLITS)
+        raise FileNotFoundError(f"{data_dir}: no BURST split file ({names})")
+    annotations = parse_burst(docs, categories)
+    annotations.data_dir = data_dir
+    annotations.images_root = find_images_root(data_dir, annotations)
+    return annotations
+
+
+def read_categories(path: Path) -> dict[int, str]:
+    """``categories.json`` (LVIS-style list of ``{"id", "name", ...}``) -> id -> name."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: category list not found")
+    doc = _load_json(path)
+    if not isinstance(doc, list):
+        raise BurstFormatError(f"{path.name}: expected a list of categories")
+    categories = {}
+    for index, item in enumerate(doc):
+        if not isinstance(item, dict) or not {"id", "name"} <= item.keys():
+            raise BurstFormatError(f"{path.name}: category #{index}: missing field 'id' or 'name'")
+        if not _is_category_id(item["id"]):
+            raise BurstFormatError(f"{path.name}: category #{index}: field 'id' is not an integer")
+        categories[item["id"]] = str(item["name"])
+    return categories
+
+
+def parse_burst(docs: dict[str, tuple[dict, str]], categories: dict[int, str]) -> BurstAnnotations:
+    """Build the frame table from loaded split documents: split -> (document, file name)."""
+    seq_cols: dict[str, list] = {"split": [], "dataset": [], "id": [], "name": []}
+    frame_seq: list[int] = []
+    frame_path: list[str] = []
+    masks_per_frame: list[int] = []
+    mask_category: list[int] = []
+    unknown: dict[int, str] = {}
+    for split in SPLITS:
+        if split not in docs:
+            continue
+        doc, file = docs[split]
+        for seq in _sorted_sequences(doc, file):
+            where = f"{file}: sequence id={seq['id']} ({seq['seq_name']})"
+            tracks = _track_categories(seq, where)
+            for category in tracks.values():
+                if category not in categories and category not in unknown:
+                    unknown[category] = where
+            images, segmentations = seq["annotated_image_paths"], seq["segmentations"]
+            prefix = f"{split}/{seq['dataset']}/{seq['seq_name']}/"
+            seq_index = len(seq_cols["id"])
+            for col, value in zip(seq_cols, (split, seq["dataset"], seq["id"], seq["seq_name"]),
+                                  strict=True):
+                seq_cols[col].append(value)
+            frame_seq.extend([seq_index] * len(images))
+            frame_path.extend(prefix + str(image) for image in images)
+            for position, entry in enumerate(segmentations):
+                if type(entry) is not dict:
+                    raise BurstFormatError(f"{where}, field 'segmentations[{position}]': "
+                                           "expected an object mapping track ids to masks")
+                try:
+                    mask_category.extend([tracks[track] for track in entry])
+                except KeyError:
+                    track = next(t for t in entry if t not in tracks)
+                    raise BurstFormatError(
+                        f"{where}, field 'segmentations[{position}]' ({images[position]}): track "
+                        f"id {track!r} is absent from 'track_category_ids'") from None
+                masks_per_frame.append(len(entry))
+    offsets, category, count = _frame_entries(np.asarray(masks_per_frame, dtype=np.int64),
+                                              np.asarray(mask_category, dtype=np.int64))
+    return BurstAnnotations(
+        categories=categories,
+        seq_split=np.asarray(seq_cols["split"], dtype=str),
+        seq_dataset=np.asarray(seq_cols["dataset"], dtype=str),
+        seq_id=np.asarray(seq_cols["id"], dtype=np.int64),
+        seq_name=np.asarray(seq_cols["name"], dtype=str),
+        frame_seq=np.asarray(frame_seq, dtype=np.int64),
+        frame_path=np.asarray(frame_path, dtype=object),
+        offsets=offsets, category=category, count=count,
+        unknown_categories=dict(sorted(unknown.items())),
+        missing_splits=tuple(s for s in SPLITS if s not in docs),
+    )
+
+
+def find_images_root(data_dir: Path, annotations: BurstAnnotations,
+                     sample: int = 64) -> Path | None:
+    """The candidate of :data:`IMAGE_ROOTS` holding most of a sample of annotated frames
+    (up to ``sample`` frames spread evenly over the table); ``None`` if none holds any."""
+    if annotations.n_frames == 0:
+        return None
+    picks = np.unique(np.linspace(0, annotations.n_frames - 1, sample).astype(int))
+    hits = [sum((data_dir / root / annotations.frame_path[f]).is_file() for f in picks)
+            for root in IMAGE_ROOTS]
+    best = int(np.argmax(hits))
+    return (data_dir / IMAGE_ROOTS[best]).resolve() if hits[best] else None
+
+
+def images_root_message(data_dir: Path | None) -> str:
+    return (f"no frames found: neither {data_dir} nor {data_dir}/frames holds "
+            "<split>/<dataset>/<seq_name>/<image> for the annotated frames")
+
+
+def _load_json(path: Path):
+    try:
+        with open(path, "rb") as handle:
+            return json.load(handle)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise BurstFormatError(f"{path.name}: unreadable JSON ({error})") from None
+
+
+def _is_category_id(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _sorted_sequences(doc, file: str) -> list[dict]:
+    """The sequences of one split file, checked for required fields, sorted by id."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("sequences"), list):
+        raise BurstFormatError(f"{file}: missing or invalid top-level field 'sequences'")
+    seen: set[int] = set()
+    for index, seq in enumerate(doc["sequences"]):
+        if not isinstance(seq, dict):
+            raise BurstFormatError(f"{file}: sequence #{index}: expected an object")
+        where = f"{file}: sequence #{index} (id={seq.get('id')!r}, {seq.get('seq_name')!r})"
+        missing = [name for name in REQUIRED_FIELDS if name not in seq]
+        if missing:
+            raise BurstFormatError(f"{where}: missing field(s) {', '.join(map(repr, missing))}")
+        if not isinstance(seq["id"], int) or isinstance(seq["id"], bool):
+            raise BurstFormatError(f"{where}, field 'id': expected an integer")
+        if seq["id"] in seen:
+            raise BurstFormatError(f"{where}, field 'id': duplicate sequence id")
+        seen.add(seq["id"])
+        for name in ("annotated_image_paths", "segmentations"):
+            if not isinstance(seq[name], list):
+                raise BurstFormatError(f"{where}, field {name!r}: expected a list")
+        if len(seq["segmentations"]) != len(seq["annotated_image_paths"]):
+            raise BurstFormatError(
+                f"{where}, field 'segmentations': {len(seq['segmentations'])} entries but "
+                f"{len(seq['annotated_image_paths'])} 'annotated_image_paths'")
+    return sorted(doc["sequences"], key=lambda seq: seq["id"])
+
+
+def _track_categories(seq: dict, where: str) -> dict[str, int]:
+    tracks = seq["track_category_ids"]
+    if not isinstance(tracks, dict):
+        raise BurstFormatError(f"{where}, field 'track_category_ids': expected an object")
+    for track, category in tracks.items():
+        if not _is_category_id(category):
+            raise BurstFormatError(f"{where}, field 'track_category_ids[{track!r}]': "
+                                   f"category id {category!r} is not a non-negative integer")
+    return tracks
+
+
+def _frame_entries(masks_per_frame: np.ndarray, mask_category: np.ndarray):
+    """Per-mask categories -> CSR (offsets (F + 1,), category (E,), count (E,))."""
+    n_frames = len(masks_per_frame)
+    mask_frame = np.repeat(np.arange(n_frames, dtype=np.int64), masks_per_frame)
+    stride = int(mask_category.max(initial=0)) + 1
+    keys, count = np.unique(mask_frame * stride + mask_category, return_counts=True)
+    frame, category = np.divmod(keys, stride)
+    offsets = np.zeros(n_frames + 1, dtype=np.int64)
+    np.cumsum(np.bincount(frame, minlength=n_frames), out=offsets[1:])
+    return offsets, category, count.astype(np.int64)

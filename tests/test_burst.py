@@ -1,0 +1,180 @@
+"""BURST reader, images-root detection, malformed input and ``blockident prepare burst``."""
+
+import json
+
+import numpy as np
+import pytest
+
+from blockident.cli import main
+from blockident.data.burst import BurstFormatError, read_burst, read_categories
+from burst_fixtures import TAO_CATEGORIES, Burst, Seq, random_burst, write_burst
+
+# video 7 (train): tracks 1 (cat 4), 2 (cat 4), 3 (cat 9); frame 2 has no objects
+SMALL = Burst(splits={
+    "train": [Seq(7, {1: 4, 2: 4, 3: 9}, [[1, 2, 3], [3], []], "BDD", "b1d0"),
+              Seq(2, {5: 4}, [[5]], "LaSOT", "cat-3")],
+    "val": [Seq(3, {1: 9}, [[1], [1]], "AVA", "clip")],
+    "test": [Seq(1, {}, [[]], "HACS", "Walking_dog")],
+})
+
+
+def test_frame_table_holds_every_annotated_frame_with_categories_and_counts(tmp_path):
+    a = read_burst(write_burst(tmp_path, SMALL))
+    t = a.table()
+    assert len(t) == a.n_frames == 7 and a.n_sequences == 4
+    # canonical order: train, val, test; sequences by id within a split
+    assert t["sequence"].tolist() == [2, 7, 7, 7, 3, 3, 1]
+    assert t["split"].tolist() == ["train"] * 4 + ["val"] * 2 + ["test"]
+    row = t.iloc[1]
+    assert (row["dataset"], row["seq_name"], row["image"]) == (
+        "BDD", "b1d0", "train/BDD/b1d0/frame00000.jpg")
+    assert row["categories"] == (4, 9) and row["instances"] == (2, 1)
+    assert t.iloc[3]["categories"] == () and t.iloc[6]["categories"] == ()  # empty frames stay
+    assert np.array_equal(np.diff(a.offsets), [1, 2, 1, 0, 1, 1, 0])
+    assert a.category_frequencies().to_dict() == {4: 3, 9: 4}
+    assert a.unknown_categories == {} and a.missing_splits == ()
+
+
+def test_file_order_does_not_change_the_table(tmp_path):
+    shuffled = Burst(splits={s: list(reversed(v)) for s, v in reversed(SMALL.splits.items())})
+    a, b = read_burst(write_burst(tmp_path / "a", SMALL)), read_burst(
+        write_burst(tmp_path / "b", shuffled))
+    for name in ("seq_id", "frame_seq", "frame_path", "offsets", "category", "count"):
+        assert np.array_equal(getattr(a, name), getattr(b, name))
+
+
+@pytest.mark.parametrize("frames_at, root", [("root", "."), ("frames", "frames"), (None, None)])
+def test_images_root_is_detected(tmp_path, frames_at, root):
+    a = read_burst(write_burst(tmp_path, SMALL, frames_at=frames_at))
+    expected = None if root is None else (tmp_path / root).resolve()
+    assert a.images_root == expected
+    if root is not None:
+        assert all(p.startswith(str(expected)) for p in a.image_paths(absolute=True))
+        assert all((expected / p).is_file() for p in a.image_paths())
+    else:
+        with pytest.raises(FileNotFoundError, match="neither"):
+            a.image_paths(absolute=True)
+
+
+def test_missing_split_files_are_listed_and_no_split_is_an_error(tmp_path):
+    a = read_burst(write_burst(tmp_path, Burst(splits={"val": SMALL.splits["val"]})))
+    assert a.missing_splits == ("train", "test") and a.n_frames == 2
+    for split in ("val",):
+        (tmp_path / f"{split}.json").unlink()
+    with pytest.raises(FileNotFoundError, match="no BURST split file"):
+        read_burst(tmp_path)
+    (tmp_path / "categories.json").unlink()
+    with pytest.raises(FileNotFoundError, match="categories.json"):
+        read_burst(tmp_path)
+
+
+def test_category_ids_absent_from_categories_json_are_reported(tmp_path):
+    burst = Burst(splits={"train": [Seq(5, {1: 4, 2: 99999}, [[1, 2]], "BDD", "x")]})
+    a = read_burst(write_burst(tmp_path, burst))
+    assert list(a.unknown_categories) == [99999]
+    assert "train.json" in a.unknown_categories[99999] and "id=5" in a.unknown_categories[99999]
+
+
+@pytest.mark.skipif(not TAO_CATEGORIES.exists(), reason="../shared/data not available")
+def test_real_tao_category_list():
+    categories = read_categories(TAO_CATEGORIES)
+    assert len(categories) == 1230 and categories[1] == "acorn"
+
+
+def _corrupt(tmp_path, edit):
+    """Write SMALL, apply ``edit`` to train.json's second sequence (id 7), return the error."""
+    write_burst(tmp_path, SMALL, frames_at=None)
+    path = tmp_path / "train.json"
+    doc = json.loads(path.read_text())
+    edit(doc["sequences"][0])
+    path.write_text(json.dumps(doc))
+    with pytest.raises(BurstFormatError) as error:
+        read_burst(tmp_path)
+    return str(error.value)
+
+
+@pytest.mark.parametrize("edit, field", [
+    (lambda s: s.pop("track_category_ids"), "'track_category_ids'"),
+    (lambda s: s.pop("seq_name"), "'seq_name'"),
+    (lambda s: s["segmentations"].pop(), "'segmentations'"),
+    (lambda s: s["track_category_ids"].pop("3"), "segmentations[0]"),
+    (lambda s: s["track_category_ids"].update({"3": "dog"}), "track_category_ids['3']"),
+    (lambda s: s["segmentations"].__setitem__(1, [1]), "segmentations[1]"),
+    (lambda s: s.update(id="seven"), "'id'"),
+])
+def test_malformed_sequences_name_file_sequence_and_field(tmp_path, edit, field):
+    message = _corrupt(tmp_path, edit)
+    assert "train.json" in message and field in message
+    assert "id=7" in message or "id='seven'" in message
+    if "seq_name" not in field:
+        assert "b1d0" in message
+
+
+def test_track_id_missing_names_the_track_and_image(tmp_path):
+    message = _corrupt(tmp_path, lambda s: s["track_category_ids"].pop("3"))
+    assert "'3'" in message and "frame00000.jpg" in message
+
+
+def test_duplicate_sequence_ids_and_unreadable_json(tmp_path):
+    message = _corrupt(tmp_path, lambda s: s.update(id=2))
+    assert "duplicate" in message and "train.json" in message
+    (tmp_path / "val.json").write_text('{"split": "val", "sequences": [')
+    (tmp_path / "train.json").write_text(json.dumps({"split": "train", "sequences": []}))
+    with pytest.raises(BurstFormatError, match=r"val.json: unreadable JSON"):
+        read_burst(tmp_path)
+    (tmp_path / "val.json").write_text('{"split": "val"}')
+    with pytest.raises(BurstFormatError, match=r"val.json: .*'sequences'"):
+        read_burst(tmp_path)
+    (tmp_path / "categories.json").write_text('[{"name": "x"}]')
+    with pytest.raises(BurstFormatError, match=r"categories.json: category #0"):
+        read_burst(tmp_path)
+
+
+def test_large_random_set_matches_a_direct_count(tmp_path):
+    burst = random_burst(3, n_sequences=60)
+    a = read_burst(write_burst(tmp_path, burst, frames_at=None))
+    expected = {}
+    for split in ("train", "val", "test"):
+        for seq in sorted(burst.splits[split], key=lambda s: s.id):
+            for frame in seq.frames:
+                cats = [seq.tracks[t] for t in frame]
+                key = f"{split}/{seq.dataset}/{seq.seq_name}"
+                expected.setdefault(key, []).append({c: cats.count(c) for c in cats})
+    got = {}
+    for _, row in a.table().iterrows():
+        key = row["image"].rsplit("/", 1)[0]
+        got.setdefault(key, []).append(dict(zip(row["categories"], row["instances"], strict=True)))
+    assert got == expected
+
+
+def test_prepare_burst_lists_then_deletes_unannotated_frames(tmp_path, capsys):
+    burst = Burst(splits={"train": [Seq(1, {1: 4}, [[1], [1]], "BDD", "v", 2)]})
+    data = write_burst(tmp_path, burst, frames_at="frames", all_frames=True)
+    folder = data / "frames" / "train" / "BDD" / "v"
+    (folder / "frame00000.jpg").unlink()  # an annotated frame missing on disk
+    (folder / "notes.txt").write_text("not a frame")
+    assert main(["prepare", "burst", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert "annotated frames missing on disk: 1" in out and "train/BDD/v/frame00000.jpg" in out
+    assert "frames no annotation references: 4" in out and "dry run" in out
+    assert len(list(folder.glob("*.jpg"))) == 5  # dry run by default
+    assert main(["prepare", "burst", str(data), "--delete"]) == 0
+    assert "deleted 4 frames" in capsys.readouterr().out
+    assert sorted(p.name for p in folder.iterdir()) == ["frame00003.jpg", "notes.txt"]
+    assert (data / "train.json").exists() and (data / "categories.json").exists()
+
+
+def test_prepare_burst_with_frames_in_data_dir_keeps_annotation_files(tmp_path, capsys):
+    burst = Burst(splits={"val": [Seq(1, {1: 4}, [[1]], "AVA", "v", 1)]})
+    data = write_burst(tmp_path, burst, frames_at="root", all_frames=True)
+    assert main(["prepare", "burst", str(data), "--delete"]) == 0
+    assert "deleted 1 frames" in capsys.readouterr().out
+    assert sorted(p.name for p in data.iterdir()) == ["categories.json", "val", "val.json"]
+
+
+def test_prepare_burst_errors_are_reported(tmp_path, capsys):
+    write_burst(tmp_path, SMALL, frames_at=None)
+    assert main(["prepare", "burst", str(tmp_path)]) == 1
+    assert "neither" in capsys.readouterr().out
+    assert main(["prepare", "burst", str(tmp_path / "absent")]) == 1
+    assert "categories.json" in capsys.readouterr().out
