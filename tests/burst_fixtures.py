@@ -134,6 +134,6 @@ def parsed(burst: Burst):
     """``burst`` read through the JSON round trip, without touching the disk."""
     from blockident.data.burst import parse_burst
 
-    docs = {split: (json.loads(json.dumps(split_json(split, seqs, burst.categories))),
-                    f"{split}.json") for split, seqs in burst.splits.items()}
+    docs = [(split, json.loads(json.dumps(split_json(split, seqs, burst.categories))),
+             f"{split}.json") for split in SPLITS if (seqs := burst.splits.get(split)) is not None]
     return parse_burst(docs, {c["id"]: c["name"] for c in burst.categories})

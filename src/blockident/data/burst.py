@@ -15,6 +15,7 @@ instance counts (number of masks), are stored in CSR form: the entries of frame 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,14 +118,12 @@ def read_burst(data_dir: Path | str) -> BurstAnnotations:
     """
     data_dir = Path(data_dir)
     categories = read_categories(data_dir / CATEGORIES_FILE)
-    docs = {}
-    for split in SPLITS:
-        path = data_dir / f"{split}.json"
-        if path.exists():
-            docs[split] = (_load_json(path), path.name)
-    if not docs:
-        names = ", ".join(f"{s}.json" for s in SPLITS)
+    paths = [data_dir / f"{split}.json" for split in SPLITS]
+    if not any(path.exists() for path in paths):
+        names = ", ".join(path.name for path in paths)
         raise FileNotFoundError(f"{data_dir}: no BURST split file ({names})")
+    # one split document in memory at a time
+    docs = ((path.stem, _load_json(path), path.name) for path in paths if path.exists())
     annotations = parse_burst(docs, categories)
     annotations.data_dir = data_dir
     annotations.images_root = find_images_root(data_dir, annotations)
@@ -148,19 +147,22 @@ def read_categories(path: Path) -> dict[int, str]:
     return categories
 
 
-def parse_burst(docs: dict[str, tuple[dict, str]], categories: dict[int, str]) -> BurstAnnotations:
-    """Build the frame table from loaded split documents: split -> (document, file name)."""
+def parse_burst(docs: Iterable[tuple[str, dict, str]],
+                categories: dict[int, str]) -> BurstAnnotations:
+    """Build the frame table from loaded split documents: (split, document, file name) in
+    :data:`SPLITS` order, each split at most once."""
     seq_cols: dict[str, list] = {"split": [], "dataset": [], "id": [], "name": []}
     frame_seq: list[int] = []
     frame_path: list[str] = []
     masks_per_frame: list[int] = []
     mask_category: list[int] = []
     unknown: dict[int, str] = {}
-    for split in SPLITS:
-        if split not in docs:
-            continue
-        doc, file = docs[split]
-        for seq in _sorted_sequences(doc, file):
+    seen_splits = []
+    for split, doc, file in docs:
+        seen_splits.append(split)
+        sequences = _sorted_sequences(doc, file)
+        del doc  # with ``sequences`` below: one split's parsed JSON in memory at a time
+        for seq in sequences:
             where = f"{file}: sequence id={seq['id']} ({seq['seq_name']})"
             tracks = _track_categories(seq, where)
             for category in tracks.values():
@@ -186,6 +188,7 @@ def parse_burst(docs: dict[str, tuple[dict, str]], categories: dict[int, str]) -
                         f"{where}, field 'segmentations[{position}]' ({images[position]}): track "
                         f"id {track!r} is absent from 'track_category_ids'") from None
                 masks_per_frame.append(len(entry))
+        del sequences
     offsets, category, count = _frame_entries(np.asarray(masks_per_frame, dtype=np.int64),
                                               np.asarray(mask_category, dtype=np.int64))
     return BurstAnnotations(
@@ -198,7 +201,7 @@ def parse_burst(docs: dict[str, tuple[dict, str]], categories: dict[int, str]) -
         frame_path=np.asarray(frame_path, dtype=object),
         offsets=offsets, category=category, count=count,
         unknown_categories=dict(sorted(unknown.items())),
-        missing_splits=tuple(s for s in SPLITS if s not in docs),
+        missing_splits=tuple(s for s in SPLITS if s not in seen_splits),
     )
 
 
