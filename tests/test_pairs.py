@@ -191,6 +191,14 @@ def test_summary_counts():
     assert dist["frames_per_combination"].to_dict() == {"9": 5, "4": 2}
 
 
+def test_many_content_combinations():
+    a = parsed(random_burst(8, n_sequences=300, n_categories=40, max_frames=8, max_tracks=8))
+    config = PairConfig(k=40, n=(8,), leq_n=True, count_instances=True)
+    ps = build_pairs(a, config)
+    assert len(ps.groups) > 300
+    check_invariants(ps, config)
+
+
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 10_000), k=st.integers(1, 8), n=st.sets(st.integers(1, 4), min_size=1),
        leq_n=st.booleans(), count_instances=st.booleans(), forbid=st.booleans(),

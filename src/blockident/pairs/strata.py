@@ -22,7 +22,7 @@ DEFAULT_WEIGHTS = (3.0, 1.0, 1.0, 1.0)
 
 def assign_strata(annotations: BurstAnnotations, weights: Sequence[float] = DEFAULT_WEIGHTS,
                   seed: int = 0) -> np.ndarray:
-    """(S,) int8 index into :data:`STRATA` for every sequence of ``annotations``."""
+    """(S,) int64 index into :data:`STRATA` for every sequence of ``annotations``."""
     weights = np.asarray(weights, dtype=float)
     if weights.shape != (len(STRATA),) or (weights < 0).any() or weights.sum() <= 0:
         raise ValueError(f"strata weights must be {len(STRATA)} non-negative numbers with a "
@@ -33,6 +33,6 @@ def assign_strata(annotations: BurstAnnotations, weights: Sequence[float] = DEFA
     frames = np.bincount(annotations.frame_seq, minlength=annotations.n_sequences)[order]
     middle = (np.cumsum(frames) - frames / 2) / max(frames.sum(), 1)
     bounds = np.cumsum(weights) / weights.sum()
-    strata = np.empty(len(order), dtype=np.int8)
+    strata = np.empty(len(order), dtype=np.int64)
     strata[order] = np.minimum(np.searchsorted(bounds, middle, side="right"), len(STRATA) - 1)
     return strata
