@@ -127,6 +127,8 @@ class PairSet:
     def multi_hot(self, frames: np.ndarray, role: str = "content") -> np.ndarray:
         """(N, C) uint8: which ``role`` ("content" or "style") categories each frame shows;
         columns follow ``self.content`` / ``self.style``."""
+        if role not in ("content", "style"):
+            raise ValueError(f"role must be 'content' or 'style', got {role!r}")
         columns = self.content if role == "content" else self.style
         a = self.annotations
         frames = np.asarray(frames, dtype=np.int64)
@@ -221,7 +223,8 @@ def _content_groups(a: BurstAnnotations, is_content: np.ndarray, eligible: np.nd
 
 
 def _pair_runs(frames: np.ndarray, run: np.ndarray, frame_seq: np.ndarray) -> np.ndarray:
-    """Pair consecutive frames within runs of equal ``run``: (0, 1), (2, 3), ... -> (P, 2)."""
+    """Pair consecutive frames within runs of equal ``run``: (0, 1), (2, 3), ... -> (P, 2).
+    (``frame_seq`` is unused: same signature as :func:`_pair_forbidding_same_sequence`.)"""
     if len(frames) == 0:
         return np.zeros((0, 2), dtype=np.int64)
     starts = np.flatnonzero(np.r_[True, run[1:] != run[:-1]])
