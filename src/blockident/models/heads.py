@@ -1,0 +1,65 @@
+"""Encoder heads on image backbones, and the image encoder pair."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from blockident.models.convnet import convnet
+from blockident.models.pair import EncoderPair
+from blockident.models.resnet import resnet
+
+
+class EncoderHead(nn.Module):
+    """backbone -> Linear -> LeakyReLU -> Linear: (N, 3, H, W) -> (N, encoding_size).
+
+    ``project(z)`` maps encodings (N, encoding_size) through an optional SimCLR-style head
+    (Linear -> ReLU -> Linear to ``projection_dim``), used only for the loss; the identity when
+    ``projection_dim`` is None.
+    """
+
+    def __init__(self, backbone: nn.Module, hidden_size: int, encoding_size: int,
+                 projection_dim: int | None = None, slope: float = 0.01):
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Sequential(nn.Linear(backbone.feature_dim, hidden_size),
+                                  nn.LeakyReLU(slope), nn.Linear(hidden_size, encoding_size))
+        self.encoding_size = encoding_size
+        self.projection: nn.Module = nn.Identity()
+        if projection_dim is not None:
+            self.projection = nn.Sequential(nn.Linear(encoding_size, encoding_size),
+                                            nn.ReLU(inplace=True),
+                                            nn.Linear(encoding_size, projection_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))
+
+    def project(self, z: torch.Tensor) -> torch.Tensor:
+        return self.projection(z)
+
+
+def _backbone(backbone: str, depth: int, weights: str | Path | None) -> nn.Module:
+    if backbone == "convnet":
+        if weights is not None:
+            raise ValueError("pretrained weights are only supported for backbone='resnet'")
+        return convnet()
+    if backbone == "resnet":
+        return resnet(depth, weights)
+    raise ValueError(f"unknown backbone {backbone!r}; expected 'convnet' or 'resnet'")
+
+
+def image_pair(backbone: str = "convnet", depth: int = 18, weights: str | Path | None = None,
+               hidden_size: int = 512, encoding_size: int = 64,
+               projection_dim: int | None = None, shared_encoder: bool = True) -> EncoderPair:
+    """``EncoderHead`` per view on a ``backbone`` ("convnet" or "resnet" of ``depth``, optionally
+    from ``weights``); ``shared_encoder`` uses one encoder for both views."""
+
+    def build() -> EncoderHead:
+        return EncoderHead(_backbone(backbone, depth, weights), hidden_size, encoding_size,
+                           projection_dim)
+
+    encoder1 = build()
+    encoder2 = encoder1 if shared_encoder else build()
+    return EncoderPair(encoder1, encoder2)
