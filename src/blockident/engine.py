@@ -27,16 +27,17 @@ class ContrastiveModule(L.LightningModule):
         if needs_neg and "neg1" not in batch:
             raise ValueError(f"loss {type(self.loss).__name__} needs separately drawn negatives, "
                              "but the batches have none (set data.negatives=true)")
-        out = []
+        encodings, negatives = [], []
         for view in (1, 2):
             x = batch[f"view{view}"]
             if needs_neg:
-                z, n = self.encoders(view, torch.cat([x, batch[f"neg{view}"]])).split(len(x))
-                out.append((z, n))
+                neg = batch[f"neg{view}"]
+                z, n = self.encoders(view, torch.cat([x, neg])).split([len(x), len(neg)])
+                negatives.append(n)
             else:
-                out.append((self.encoders(view, x),))
-        (z1, *n1), (z2, *n2) = out
-        return [z1, z2, *n1, *n2]
+                z = self.encoders(view, x)
+            encodings.append(z)
+        return encodings + negatives
 
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         loss = self.loss(*self._encode_views(batch))

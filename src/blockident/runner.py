@@ -49,6 +49,8 @@ def _default_run_dir(resume: str | None, name: str) -> str:
 OmegaConf.register_new_resolver("sum", lambda *xs: sum(xs), replace=True)
 OmegaConf.register_new_resolver("pid", os.getpid, replace=True)
 OmegaConf.register_new_resolver("default_run_dir", _default_run_dir, replace=True)
+# the CSV logger warns about any non-empty log folder; a run directory is never empty
+warnings.filterwarnings("ignore", "Experiment logs directory")
 
 
 # -- configuration ------------------------------------------------------------------------------
@@ -96,7 +98,6 @@ def build_module(cfg: DictConfig) -> ContrastiveModule:
 def build_loggers(cfg: DictConfig, run_dir: Path) -> list:
     from lightning.pytorch import loggers
 
-    warnings.filterwarnings("ignore", "Experiment logs directory")  # our run dir is never empty
     out = []
     if cfg.logger.csv:
         out.append(loggers.CSVLogger(run_dir, name="", version=""))
@@ -116,18 +117,23 @@ def progress_bar(cfg: DictConfig) -> list:
     return [TQDMProgressBar(refresh_rate=max(1, cfg.trainer.max_steps // 20))]
 
 
-def checkpoint_path(run_dir: Path, step: int | None) -> Path:
-    """``step=STEP.ckpt`` of the run, or its latest step checkpoint when ``step`` is None."""
+def find_checkpoint(run_dir: Path, step: int | None) -> tuple[int, Path, bool]:
+    """(step, path, is the latest) of ``step=STEP.ckpt``, or of the latest when ``step`` is None."""
     ckpts = {int(m.group(1)): p for p in (Path(run_dir) / CKPT_DIR).glob("step=*.ckpt")
              if (m := re.fullmatch(r"step=(\d+)\.ckpt", p.name))}
     if not ckpts:
         raise FileNotFoundError(f"{Path(run_dir) / CKPT_DIR}: no checkpoints")
-    if step is None:
-        return ckpts[max(ckpts)]
+    latest = max(ckpts)
+    step = latest if step is None else step
     if step not in ckpts:
         raise FileNotFoundError(f"{run_dir}: no checkpoint for step {step}; "
                                 f"available: {sorted(ckpts)}")
-    return ckpts[step]
+    return step, ckpts[step], step == latest
+
+
+def _save_npz(path: str, arrays: dict[str, np.ndarray]) -> None:
+    with open(path, "wb") as f:  # a file object: np.savez would append ".npz" to a path
+        np.savez(f, **arrays)
 
 
 def _read_metrics(run_dir: Path) -> pd.DataFrame | None:
@@ -178,27 +184,24 @@ def train(cfg: DictConfig, run_dir: Path) -> Path:
 
 def evaluate(cfg: DictConfig, run_dir: Path, step: int | None = None):
     """Encode the readout splits with a checkpoint, fit every readout, write the results."""
-    ckpt = checkpoint_path(run_dir, step)
+    step, ckpt, latest = find_checkpoint(run_dir, step)
     data = instantiate(cfg.data)
     data.load_state(run_dir)
     module = build_module(cfg)
     module.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"])
     module.to("cuda" if torch.cuda.is_available() else "cpu")
-    step = int(re.fullmatch(r"step=(\d+)\.ckpt", ckpt.name).group(1))
     out = run_dir / "evaluations" / f"step_{step}"
 
     splits = data.readout_data()
     encodings = {split: {name: module.encode(view, x) for name, (view, x) in s.inputs.items()}
                  for split, s in splits.items()}
     for split, arrays in encodings.items():
-        atomic_write(out / f"encodings_{split}.npz", lambda tmp, a=arrays: np.savez(
-            open(tmp, "wb"), **a))
+        atomic_write(out / f"encodings_{split}.npz", lambda tmp, a=arrays: _save_npz(tmp, a))
     regressors = {name: instantiate(spec) for name, spec in cfg.readout.regressors.items()}
     rows = regression_rows(splits["train"], splits["test"], encodings, regressors,
                            cfg.readout.standardize)
     table = write_results(rows, out / "results.csv")
     plot_results(table, out / "results.png", title=f"{cfg.info.name}, step {step}")
-    latest = checkpoint_path(run_dir, None) == ckpt
     if latest:
         for name in ("results.csv", "results.png"):
             atomic_write(run_dir / name, lambda tmp, n=name: shutil.copyfile(out / n, tmp))

@@ -55,7 +55,7 @@ class MultimodalLatents(nn.Module):
             if statistical_dependence and d > 0:
                 cov = np.atleast_2d(wishart.rvs(d, np.eye(d), random_state=seed + i))
                 chol = torch.linalg.cholesky(torch.as_tensor(cov, dtype=torch.float32))
-            self.register_buffer(f"chol_{name.replace('~', '')}", chol)
+            self.register_buffer(f"chol_{name}", chol)
         rng = torch.Generator().manual_seed(seed)
         shift = content_dependent_style
         self.register_buffer("a", torch.randn(sizes.style, generator=rng) if shift else None)
