@@ -82,6 +82,7 @@ def _ddp_worker(rank, world, port, inputs, out_dir):
         grads = torch.autograd.grad(loss, local[:4] if name == "lp_infonce" else local[:2])
         result[name] = (loss.detach(), [gr / world for gr in grads])  # DDP averages gradients
     torch.save(result, os.path.join(out_dir, f"rank{rank}.pt"))
+    torch.distributed.barrier()  # tearing gloo down while the peer still talks aborts the process
     torch.distributed.destroy_process_group()
 
 
