@@ -4,16 +4,28 @@ Training batches are dicts of tensors with ``view1`` and ``view2`` (row i of eac
 positive pair) and, for losses with separately drawn negatives, ``neg1`` and ``neg2``.
 Readout data is a :class:`ReadoutSplit` per split (``train``: fit the readouts, ``test``:
 score them).
+
+A data module (a ``LightningDataModule``) provides ``train_dataloader``, ``val_dataloader``,
+``readout_data() -> {"train": ReadoutSplit, "test": ReadoutSplit}``, ``save_state(run_dir)`` /
+``load_state(run_dir)`` (what evaluation needs to see the same data later), and optionally
+``model_kwargs() -> dict`` (extra arguments for the model config, e.g. a vocabulary size) and
+``augment`` (an ``nn.Module`` mapping raw view-1 observations to augmented inputs in training
+mode; ``readout.augment`` uses it to add augmented copies of the readout-training data).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch.utils.data import IterableDataset
+
+
+# continuous: regression (R2); categorical: one multi-class label per sample (accuracy);
+# binary: presence 0/1, read as one multi-label problem per input set (balanced accuracy, ...)
+FACTOR_TYPES = ("continuous", "categorical", "binary")
 
 
 @dataclass
@@ -30,14 +42,22 @@ class ReadoutSplit:
     """Observations to encode and the ground-truth factors they carry.
 
     ``inputs``: name -> (view index 1 or 2, observations (N, ...)), encoded by that view's
-    encoder; ``factors``: name -> values (N, d) or (N,); ``kinds``: factor name -> role
-    (``content``, ``style`` or ``modality``); ``tasks``: which factor to read from which input.
+    encoder after ``transforms[view]`` if given (e.g. uint8 images -> normalised floats;
+    applied per chunk, on the encoder's device);
+    ``factors``: name -> values (N, d) or (N,); ``kinds``: factor name -> role (``content``,
+    ``style`` or ``modality``); ``types``: factor name -> one of :data:`FACTOR_TYPES` (default
+    ``continuous``), which decides the readouts; ``tasks``: which factor to read from which input.
     """
 
     inputs: dict[str, tuple[int, torch.Tensor]]
     factors: dict[str, np.ndarray]
     kinds: dict[str, str]
     tasks: list[ReadoutTask]
+    types: dict[str, str] = field(default_factory=dict)
+    transforms: dict[int, Callable[[torch.Tensor], torch.Tensor]] = field(default_factory=dict)
+
+    def factor_type(self, factor: str) -> str:
+        return self.types.get(factor, "continuous")
 
 
 class StepStream(IterableDataset):
