@@ -19,6 +19,17 @@ def test_infonce_matches_explicit_formula():
     assert torch.allclose(infonce(z1, z2, tau=0.5), expected, atol=1e-6)
 
 
+def test_within_view_infonce_is_nt_xent():
+    """2N-way softmax: every other embedding of both views is a candidate, never the anchor."""
+    g = torch.Generator().manual_seed(1)
+    z1, z2 = torch.randn(6, 4, generator=g), torch.randn(6, 4, generator=g)
+    z = F.normalize(torch.cat([z1, z2]), dim=1)
+    logits = (z @ z.T / 0.3).fill_diagonal_(float("-inf"))
+    partner = torch.cat([torch.arange(6, 12), torch.arange(6)])
+    expected = F.cross_entropy(logits, partner)
+    assert torch.allclose(infonce(z1, z2, tau=0.3, within_view=True), expected, atol=1e-6)
+
+
 def test_neg_l2sq_is_minus_squared_distance():
     g = torch.Generator().manual_seed(1)
     a, b = torch.randn(5, 4, generator=g), torch.randn(7, 4, generator=g)
@@ -76,6 +87,7 @@ def _ddp_worker(rank, world, port, inputs, out_dir):
     n = len(inputs[0]) // world
     local = [x[rank * n:(rank + 1) * n].clone().requires_grad_(True) for x in inputs]
     losses = {"infonce": InfoNCE(tau=0.5)(*local[:2]),
+              "nt_xent": InfoNCE(tau=0.5, within_view=True)(*local[:2]),
               "lp_infonce": LpInfoNCE()(*local)}
     result = {}
     for name, loss in losses.items():
@@ -95,6 +107,7 @@ def test_two_processes_equal_one_process_on_union_batch(tmp_path):
 
     full = [x.clone().requires_grad_(True) for x in inputs]
     for name, loss in {"infonce": InfoNCE(tau=0.5)(*full[:2]),
+                       "nt_xent": InfoNCE(tau=0.5, within_view=True)(*full[:2]),
                        "lp_infonce": LpInfoNCE()(*full)}.items():
         grads = torch.autograd.grad(loss, full[:4] if name == "lp_infonce" else full[:2])
         mean_loss = sum(r[name][0] for r in ranks) / 2

@@ -45,19 +45,29 @@ def pairwise_similarity(a: torch.Tensor, b: torch.Tensor, sim: str) -> torch.Ten
     raise ValueError(f"unknown similarity {sim!r}; expected 'cosine' or 'neg_l2sq'")
 
 
-def infonce(z1: torch.Tensor, z2: torch.Tensor, tau: float = 1.0, sim: str = "cosine"):
+def infonce(z1: torch.Tensor, z2: torch.Tensor, tau: float = 1.0, sim: str = "cosine",
+            within_view: bool = False):
     """Symmetrised InfoNCE with in-batch negatives (scalar).
 
     For each local row i of ``z1`` the candidates are all rows of the (gathered) ``z2``, the
-    positive being its own partner; and symmetrically from ``z2`` to ``z1``. The result is the
-    mean of the two cross-entropies over this process's rows.
+    positive being its own partner; and symmetrically from ``z2`` to ``z1``. With
+    ``within_view`` the other rows of the anchor's own view are candidates too (the 2N-way
+    softmax of SimCLR's NT-Xent). The result is the mean of the two cross-entropies over this
+    process's rows.
     """
     rank, _ = _world()
     all1, all2 = gather(z1), gather(z2)
     targets = torch.arange(len(z1), device=z1.device) + rank * len(z1)
-    loss12 = F.cross_entropy(pairwise_similarity(z1, all2, sim) / tau, targets)
-    loss21 = F.cross_entropy(pairwise_similarity(z2, all1, sim) / tau, targets)
-    return 0.5 * (loss12 + loss21)
+
+    def direction(anchor, others, own):
+        logits = pairwise_similarity(anchor, others, sim) / tau
+        if within_view:
+            same = pairwise_similarity(anchor, own, sim) / tau
+            itself = F.one_hot(targets, len(own)).bool()
+            logits = torch.cat([logits, same.masked_fill(itself, float("-inf"))], dim=1)
+        return F.cross_entropy(logits, targets)
+
+    return 0.5 * (direction(z1, all2, all1) + direction(z2, all1, all2))
 
 
 class _SquaredDistanceLogSumExp(torch.autograd.Function):
@@ -132,12 +142,12 @@ class InfoNCE(nn.Module):
 
     needs_negatives = False
 
-    def __init__(self, tau: float = 1.0, sim: str = "cosine"):
+    def __init__(self, tau: float = 1.0, sim: str = "cosine", within_view: bool = False):
         super().__init__()
-        self.tau, self.sim = tau, sim
+        self.tau, self.sim, self.within_view = tau, sim, within_view
 
     def forward(self, z1, z2):
-        return infonce(z1, z2, self.tau, self.sim)
+        return infonce(z1, z2, self.tau, self.sim, self.within_view)
 
 
 class LpInfoNCE(nn.Module):
