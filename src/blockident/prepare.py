@@ -8,6 +8,7 @@ import sys
 # source -> (module, function taking argv and returning an exit code, one-line help)
 SOURCES = {
     "burst": ("blockident.data.burst_prepare", "main", "list/delete frames no annotation uses"),
+    "scenes": ("blockident.data.scenes", "main", "generate videos with BURST annotations"),
 }
 
 
