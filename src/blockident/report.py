@@ -12,6 +12,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from blockident.io import atomic_write  # noqa: E402
@@ -71,3 +72,148 @@ def plot_results(table: pd.DataFrame, path: Path, title: str = "") -> Path:
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format=Path(path).suffix[1:]))
     plt.close(fig)
     return Path(path)
+
+
+# -- per-category readouts (many categories per kind) ---------------------------------------------
+CHANCE = 0.5
+KIND_COLOURS = {"content": "tab:blue", "style": "tab:orange", "modality": "tab:green"}
+SERIES = ["run", "encoding", "readout"]
+
+
+def kind_means(table: pd.DataFrame, metric: str = "balanced_accuracy") -> pd.DataFrame:
+    """Mean of ``metric`` over categories per (encoding, readout, kind), NaN skipped.
+
+    Columns ``mean`` and ``n`` (the number of categories with a defined value).
+    """
+    part = table[table.metric == metric]
+    means = part.groupby(["encoding", "readout", "kind"], sort=False)["value"].agg(
+        mean="mean", n="count").reset_index()
+    order = np.lexsort([means["kind"].map(_kind_rank), pd.factorize(means["readout"])[0],
+                        pd.factorize(means["encoding"])[0]])
+    return means.iloc[order].set_index(["encoding", "readout", "kind"])
+
+
+def _kind_rank(kind: str) -> int:
+    return KIND_ORDER.get(kind, len(KIND_ORDER))
+
+
+def _long(tables: dict[str, pd.DataFrame], metric: str, readout: str | None) -> pd.DataFrame:
+    """The rows of ``metric`` (and ``readout``) of every table with a ``run`` column."""
+    parts = [t.assign(run=label) for label, t in tables.items()]
+    long = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=COLUMNS)
+    long = long[long.metric == metric]
+    if readout:
+        long = long[long.readout == readout]
+    if long.empty:
+        raise ValueError(f"no {metric!r} rows" + (f" of readout {readout!r}" if readout else ""))
+    return long.assign(value=long["value"].astype(float))
+
+
+def _series_labels(keys: list[tuple], sep: str) -> tuple[dict[tuple, str], str]:
+    """Labels from the parts of ``keys`` that vary, and the parts all keys share (as a title)."""
+    varying = [i for i in range(len(SERIES)) if len({k[i] for k in keys}) > 1] or [len(SERIES) - 1]
+    common = " · ".join(str(keys[0][i]) for i in range(len(SERIES)) if i not in varying)
+    return {k: sep.join(str(k[i]) for i in varying) for k in keys}, common
+
+
+def _kinds(long: pd.DataFrame) -> list[str]:
+    return sorted(dict.fromkeys(long["kind"]), key=_kind_rank)
+
+
+def _save(fig, path: Path) -> Path:
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format=Path(path).suffix[1:]))
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_categories(tables: dict[str, pd.DataFrame], path: Path,
+                    metric: str = "balanced_accuracy", readout: str | None = None) -> Path:
+    """``metric`` per category, a panel per kind (content | style), a colour per series.
+
+    ``tables`` maps a run label to its results table; a series is one (run, encoding, readout).
+    Categories are sorted by the first series' value (best first, undefined last); panels of
+    many categories show markers instead of grouped bars and every k-th tick label. Undefined
+    (NaN) values are left out. The legend gives each series' mean per kind.
+    """
+    long = _long(tables, metric, readout)
+    keys = list(dict.fromkeys(long[SERIES].itertuples(index=False, name=None)))
+    labels, common = _series_labels(keys, " · ")
+    kinds = _kinds(long)
+    panels = {}
+    for kind in kinds:
+        wide = long[long.kind == kind].pivot(index="factor", columns=SERIES, values="value")
+        wide = wide.reindex(columns=keys).sort_index()
+        panels[kind] = wide.iloc[np.argsort(-wide[keys[0]].to_numpy(), kind="stable")]
+    bars = {k: len(w) * len(keys) <= 150 for k, w in panels.items()}
+    widths = [max(2.5, len(w) * (max(0.25, 0.12 * len(keys)) if bars[k] else 0.1))
+              for k, w in panels.items()]
+    scale = min(1.0, 48 / sum(widths))
+    fig, axes = plt.subplots(1, len(kinds), squeeze=False, sharey=True, layout="constrained",
+                             width_ratios=widths,
+                             figsize=(max(6.0, sum(widths) * scale), 5 + 0.2 * len(keys)))
+    cmap = plt.get_cmap("tab10" if len(keys) <= 10 else "tab20")
+    colours = [cmap(s % cmap.N) for s in range(len(keys))]
+    means = {}
+    for ax, (kind, wide), width in zip(axes[0], panels.items(), widths, strict=True):
+        x = np.arange(len(wide))
+        step = 0.8 / len(keys)
+        for s, key in enumerate(keys):
+            offset = (s - (len(keys) - 1) / 2) * step
+            values = wide[key].to_numpy()
+            if bars[kind]:
+                ax.bar(x + offset, values, width=step, color=colours[s])
+            else:
+                ax.plot(x + offset, values, "o", ms=3, alpha=0.8, color=colours[s])
+            means.setdefault(key, []).append(f"{kind} {wide[key].mean():.3f}")
+        thin = max(1, int(np.ceil(len(wide) / (width * scale / 0.11))))
+        ax.set_xticks(x[::thin], wide.index[::thin], rotation=90, fontsize=7)
+        ax.set_xlim(-0.6, len(wide) - 0.4)
+        ax.axhline(CHANCE, color="grey", linestyle="--", linewidth=1)
+        every = f", 1 label in {thin}" if thin > 1 else ""
+        ax.set_title(f"{kind} ({len(wide)} categories{every})")
+    axes[0][0].set_ylabel(metric)
+    handles = [plt.Line2D([], [], color=c, marker="s", linestyle="none") for c in colours]
+    fig.legend(handles, [f"{labels[k]}: mean {', '.join(means[k])}" for k in keys],
+               loc="outside lower center", ncol=max(1, min(len(keys), 3)), fontsize=8)
+    fig.suptitle(f"{metric}" + (f" — {common}" if common else ""))
+    return _save(fig, path)
+
+
+def plot_boxes(tables: dict[str, pd.DataFrame], path: Path,
+               metric: str = "balanced_accuracy") -> Path:
+    """Box plot of the per-category ``metric`` per (run, encoding, readout), a box per kind.
+
+    Each category is a (jittered) point over its box; undefined (NaN) values are left out.
+    """
+    long = _long(tables, metric, None).dropna(subset=["value"])
+    keys = list(dict.fromkeys(long[SERIES].itertuples(index=False, name=None)))
+    labels, common = _series_labels(keys, "\n")
+    kinds = _kinds(long)
+    width = 0.7 / len(kinds)
+    groups = dict(list(long.groupby([*SERIES, "kind"], sort=False)["value"]))
+    rng = np.random.default_rng(0)
+    per_group = max(0.4 * len(kinds), 0.07 * max(len(line) for label in labels.values()
+                                                  for line in label.split("\n")))
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.0 + per_group * len(keys)), 5),
+                           layout="constrained")
+    for g, key in enumerate(keys):
+        for k, kind in enumerate(kinds):
+            values = groups.get((*key, kind))
+            if values is None:
+                continue
+            position = g + (k - (len(kinds) - 1) / 2) * width
+            colour = KIND_COLOURS.get(kind, f"C{k + 3}")
+            box = ax.boxplot(values, positions=[position], widths=width * 0.85,
+                             patch_artist=True, showfliers=False,
+                             medianprops={"color": "black"})
+            box["boxes"][0].set(facecolor=colour, alpha=0.4)
+            jitter = rng.uniform(-width / 4, width / 4, len(values))
+            ax.scatter(position + jitter, values, s=8, color=colour, alpha=0.7, linewidths=0)
+    ax.axhline(CHANCE, color="grey", linestyle="--", linewidth=1)
+    ax.set_xticks(range(len(keys)), [labels[k] for k in keys], fontsize=8)
+    ax.set_xlim(-0.6, len(keys) - 0.4)
+    ax.set_ylabel(f"{metric} per category")
+    ax.legend([plt.Rectangle((0, 0), 1, 1, color=KIND_COLOURS.get(kind, f"C{k + 3}"), alpha=0.5)
+               for k, kind in enumerate(kinds)], kinds, fontsize=8)
+    ax.set_title(f"{metric}" + (f" — {common}" if common else ""))
+    return _save(fig, path)
