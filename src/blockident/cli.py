@@ -20,6 +20,8 @@ TOOL_COMMANDS = {
     "experiments": ("blockident.experiments", "main", "list the available experiments"),
     "pairs": ("blockident.pairs.command", "main", "content/style pairs from BURST annotations"),
     "prepare": ("blockident.prepare", "main", "prepare a data set (prepare burst DATA_DIR ...)"),
+    "report": ("blockident.report_command", "main",
+               "figures comparing runs (report RUN_DIR [RUN_DIR ...])"),
 }
 
 USAGE = """usage: blockident COMMAND [ARGS...]
