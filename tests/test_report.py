@@ -1,0 +1,125 @@
+"""Per-category report: kind means, figures and the ``blockident report`` command."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from omegaconf import OmegaConf
+
+from blockident.cli import main
+from blockident.report import kind_means, plot_boxes, plot_categories, write_results
+
+METRICS = ["accuracy", "balanced_accuracy", "roc_auc", "positives"]
+
+
+def results_table(seed: int, content: int = 5, style: int = 30) -> pd.DataFrame:
+    """Two encodings x two readouts x (content + style) categories; about 10% NaN values."""
+    rng = np.random.default_rng(seed)
+    rows = [{"encoding": encoding, "factor": f"{kind}_{c}", "kind": kind, "readout": readout,
+             "metric": metric, "value": rng.uniform(0.3, 1.0) if rng.random() > 0.1 else np.nan}
+            for encoding in ["frames", "untrained:frames"] for readout in ["mlp", "logreg"]
+            for kind, n in [("content", content), ("style", style)] for c in range(n)
+            for metric in METRICS]
+    return pd.DataFrame(rows)
+
+
+def make_run(path, table: pd.DataFrame, name: str = "realworld"):
+    path.mkdir(parents=True)
+    OmegaConf.save(OmegaConf.create({"info": {"name": name}, "seed": 0}), path / "config.yaml")
+    write_results(table.to_dict("records"), path / "results.csv")
+    return path
+
+
+def test_kind_means_skip_undefined_values():
+    rows = [("e", "c0", "content", "mlp", 0.6), ("e", "c1", "content", "mlp", np.nan),
+            ("e", "c2", "content", "mlp", 1.0), ("e", "s0", "style", "mlp", 0.5),
+            ("e", "s1", "style", "mlp", 0.7), ("e", "s0", "style", "gp", np.nan)]
+    table = pd.DataFrame([{"encoding": e, "factor": f, "kind": k, "readout": r,
+                           "metric": "balanced_accuracy", "value": v} for e, f, k, r, v in rows])
+    table = pd.concat([table, table.assign(metric="f1", value=0.0)], ignore_index=True)
+    means = kind_means(table)
+    assert list(means.index) == [("e", "mlp", "content"), ("e", "mlp", "style"),
+                                 ("e", "gp", "style")]
+    assert means["mean"].iloc[:2].tolist() == pytest.approx([0.8, 0.6])
+    assert np.isnan(means["mean"].iloc[2])
+    assert means["n"].tolist() == [2, 2, 0]
+    assert kind_means(table, "f1")["mean"].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_kind_means_of_a_generated_table_match_a_direct_mean():
+    table = results_table(0)
+    means = kind_means(table)
+    assert len(means) == 8
+    part = table[(table.metric == "balanced_accuracy") & (table.encoding == "frames")
+                 & (table.readout == "logreg") & (table.kind == "style")]
+    assert means.loc[("frames", "logreg", "style"), "mean"] == pytest.approx(
+        part.value.dropna().mean())
+    assert means.loc[("frames", "logreg", "style"), "n"] == part.value.notna().sum()
+
+
+@pytest.mark.parametrize("runs", [1, 2])
+def test_figures_for_one_and_several_runs(tmp_path, runs):
+    tables = {f"run{i}": results_table(i) for i in range(runs)}
+    readout = "mlp" if runs > 1 else None
+    for path in [plot_categories(tables, tmp_path / "categories.png", readout=readout),
+                 plot_boxes(tables, tmp_path / "boxes.png")]:
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="r2"):
+        plot_boxes(tables, tmp_path / "r2.png", metric="r2")
+
+
+def test_hundreds_of_categories(tmp_path):
+    path = plot_categories({"many": results_table(0, 20, 200)}, tmp_path / "many.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_command_compares_runs(tmp_path, capsys):
+    first = make_run(tmp_path / "a", results_table(0))
+    second = make_run(tmp_path / "b", results_table(1))
+    out = tmp_path / "report"
+    assert main(["report", str(first), str(second), "--out", str(out)]) == 0
+    assert {p.name for p in out.iterdir()} == {"categories.png", "boxes.png", "summary.csv"}
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary.columns) == ["run", "encoding", "readout", "kind", "mean", "n"]
+    assert set(summary.run) == {"realworld/a", "realworld/b"} and len(summary) == 16
+    expected = kind_means(results_table(1)).loc[("frames", "mlp", "content"), "mean"]
+    row = summary[(summary.run == "realworld/b") & (summary.encoding == "frames")
+                  & (summary.readout == "mlp") & (summary.kind == "content")]
+    assert row["mean"].item() == pytest.approx(expected)
+    printed = capsys.readouterr().out
+    assert "realworld/a" in printed and str(out / "boxes.png") in printed
+
+
+def test_report_of_one_run_writes_into_it_with_labels_and_readout(tmp_path):
+    run = make_run(tmp_path / "a", results_table(0))
+    assert main(["report", str(run), "--readout", "logreg", "--labels", "mine"]) == 0
+    summary = pd.read_csv(run / "summary.csv")
+    assert set(summary.run) == {"mine"} and set(summary.readout) == {"logreg"}
+    assert (run / "categories.png").stat().st_size and (run / "boxes.png").stat().st_size
+
+
+def test_missing_results_are_named(tmp_path, capsys):
+    run = make_run(tmp_path / "a", results_table(0))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["report", str(run), str(empty), "--out", str(tmp_path / "out")]) == 1
+    assert str(empty / "results.csv") in capsys.readouterr().err
+
+
+def test_wrong_columns_are_named(tmp_path, capsys):
+    run = tmp_path / "a"
+    run.mkdir()
+    pd.DataFrame({"factor": ["x"], "value": [1.0]}).to_csv(run / "results.csv", index=False)
+    assert main(["report", str(run)]) == 1
+    err = capsys.readouterr().err
+    assert str(run / "results.csv") in err and "encoding" in err
+
+
+def test_absent_metric_or_readout_fails(tmp_path, capsys):
+    regression = results_table(0).assign(metric="r2")
+    run = make_run(tmp_path / "a", regression)
+    assert main(["report", str(run)]) == 1
+    assert "no 'balanced_accuracy' rows" in capsys.readouterr().err
+    run = make_run(tmp_path / "b", results_table(0))
+    assert main(["report", str(run), "--readout", "svc"]) == 1
+    assert "no readout 'svc'" in capsys.readouterr().err
+    assert not (run / "summary.csv").exists()
