@@ -62,7 +62,7 @@ def test_evaluate_a_chosen_checkpoint(trained, capsys):
     assert set(pd.read_csv(trained / "results.csv").readout) == {"linear", "kernel_ridge", "mlp"}
     with pytest.raises(SystemExit):
         blockident("evaluate", f"run_dir={trained}", "ckpt=15")
-    assert "no checkpoint for step 15; available: [10, 20]" in capsys.readouterr().err
+    assert "no checkpoint for step 15; available: [0, 10, 20]" in capsys.readouterr().err
 
 
 def test_resumed_training_equals_uninterrupted_training(tmp_path):

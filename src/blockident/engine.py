@@ -6,6 +6,8 @@ and, for losses that need them, separately drawn negatives ``neg1``, ``neg2``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import lightning as L
 import numpy as np
 import torch
@@ -22,7 +24,8 @@ class ContrastiveModule(L.LightningModule):
         self.encoders, self.loss, self.lr = encoders, loss, lr
 
     def _encode_views(self, batch: dict[str, torch.Tensor]) -> list[torch.Tensor]:
-        """Encodings [z1, z2] or [z1, z2, n1, n2]; each view's inputs pass its encoder once."""
+        """Loss inputs [z1, z2] or [z1, z2, n1, n2]: encodings through the projection heads;
+        each view's inputs pass its encoder once."""
         needs_neg = getattr(self.loss, "needs_negatives", False)
         if needs_neg and "neg1" not in batch:
             raise ValueError(f"loss {type(self.loss).__name__} needs separately drawn negatives, "
@@ -32,10 +35,11 @@ class ContrastiveModule(L.LightningModule):
             x = batch[f"view{view}"]
             if needs_neg:
                 neg = batch[f"neg{view}"]
-                z, n = self.encoders(view, torch.cat([x, neg])).split([len(x), len(neg)])
+                both = self.encoders.project(view, self.encoders(view, torch.cat([x, neg])))
+                z, n = both.split([len(x), len(neg)])
                 negatives.append(n)
             else:
-                z = self.encoders(view, x)
+                z = self.encoders.project(view, self.encoders(view, x))
             encodings.append(z)
         return encodings + negatives
 
@@ -55,8 +59,15 @@ class ContrastiveModule(L.LightningModule):
         return torch.optim.Adam(self.encoders.parameters(), lr=self.lr)
 
     @torch.no_grad()
-    def encode(self, view: int, x: torch.Tensor, batch_size: int = 4096) -> np.ndarray:
-        """Frozen encodings (N, encoding_size) of observations ``x`` of ``view``, as numpy."""
+    def encode(self, view: int, x: torch.Tensor, transform: Callable | None = None,
+               batch_size: int = 1024) -> np.ndarray:
+        """Frozen encodings (N, encoding_size) of observations ``x`` of ``view``, as numpy;
+        ``transform`` maps each chunk (on the module's device) to encoder inputs first."""
+        was_training = self.training
         self.eval()
-        chunks = [self.encoders(view, chunk.to(self.device)).cpu() for chunk in x.split(batch_size)]
+        chunks = []
+        for chunk in x.split(batch_size):
+            chunk = chunk.to(self.device)
+            chunks.append(self.encoders(view, transform(chunk) if transform else chunk).cpu())
+        self.train(was_training)
         return torch.cat(chunks).numpy()

@@ -8,6 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def atomic_write(path: Path | str, write: Callable[[str], None]) -> Path:
     """Call ``write(tmp_path)``, then rename the temporary file onto ``path``."""
     path = Path(path)
@@ -16,6 +20,7 @@ def atomic_write(path: Path | str, write: Callable[[str], None]) -> Path:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes the file private; give it the usual mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -30,9 +30,10 @@ from omegaconf import DictConfig, OmegaConf
 
 import blockident
 from blockident.engine import ContrastiveModule
-from blockident.io import atomic_write, atomic_write_text
-from blockident.readouts.regression import regression_rows
-from blockident.report import plot_results, summary, write_results
+from blockident.io import atomic_torch_save, atomic_write, atomic_write_text
+from blockident.readouts.evaluate import ReadoutCallback, encode_splits, readout_rows
+from blockident.report import (kind_means, plot_boxes, plot_categories, plot_results, summary,
+                               write_results)
 
 CONFIG_FILE = "config.yaml"
 CKPT_DIR = "checkpoints"
@@ -51,6 +52,7 @@ OmegaConf.register_new_resolver("pid", os.getpid, replace=True)
 OmegaConf.register_new_resolver("default_run_dir", _default_run_dir, replace=True)
 # the CSV logger warns about any non-empty log folder; a run directory is never empty
 warnings.filterwarnings("ignore", "Experiment logs directory")
+warnings.filterwarnings("ignore", "Checkpoint directory .* exists and is not empty")  # step=0
 
 
 # -- configuration ------------------------------------------------------------------------------
@@ -91,8 +93,13 @@ def save_config(cfg: DictConfig, run_dir: Path) -> None:
 
 
 # -- building blocks ------------------------------------------------------------------------------
-def build_module(cfg: DictConfig) -> ContrastiveModule:
-    return ContrastiveModule(instantiate(cfg.model), instantiate(cfg.loss), lr=cfg.optim.lr)
+def build_module(cfg: DictConfig, data) -> ContrastiveModule:
+    """The model of ``cfg.model`` (plus the data module's ``model_kwargs()``) with the loss."""
+    model_cfg = cfg.model.copy()
+    model_cfg.pop("untrained", None)
+    extra = data.model_kwargs() if hasattr(data, "model_kwargs") else {}
+    return ContrastiveModule(instantiate(model_cfg, **extra), instantiate(cfg.loss),
+                             lr=cfg.optim.lr)
 
 
 def build_loggers(cfg: DictConfig, run_dir: Path) -> list:
@@ -152,7 +159,11 @@ def _prepend_metrics(run_dir: Path, earlier: pd.DataFrame) -> None:
 
 # -- commands -------------------------------------------------------------------------------------
 def train(cfg: DictConfig, run_dir: Path) -> Path:
-    """Train (or resume) the run in ``run_dir``; returns the final checkpoint."""
+    """Train (or resume) the run in ``run_dir``; returns the final checkpoint.
+
+    The initial weights are saved as ``step=0.ckpt`` (the untrained baseline); with
+    ``model.untrained=true`` nothing is trained.
+    """
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     data = instantiate(cfg.data)
     last = run_dir / CKPT_DIR / "last.ckpt"
@@ -164,13 +175,20 @@ def train(cfg: DictConfig, run_dir: Path) -> Path:
     else:
         data.save_state(run_dir)
     save_config(cfg, run_dir)
+    module = build_module(cfg, data)
+    initial = run_dir / CKPT_DIR / "step=0.ckpt"
+    if not resuming:
+        atomic_torch_save({"state_dict": module.state_dict(), "global_step": 0}, initial)
+    if cfg.model.get("untrained"):
+        return initial
     checkpoints = ModelCheckpoint(
         dirpath=run_dir / CKPT_DIR, filename="step={step}", auto_insert_metric_name=False,
         every_n_train_steps=cfg.checkpoint_every, save_top_k=-1, save_last=True)
-    trainer = L.Trainer(**cfg.trainer, default_root_dir=run_dir,
-                        callbacks=[checkpoints, *progress_bar(cfg)],
+    callbacks = [checkpoints, *progress_bar(cfg)]
+    if cfg.readout.get("every"):
+        callbacks.append(ReadoutCallback(data, cfg.readout, cfg.readout.every))
+    trainer = L.Trainer(**cfg.trainer, default_root_dir=run_dir, callbacks=callbacks,
                         logger=build_loggers(cfg, run_dir))
-    module = build_module(cfg)
     earlier = _read_metrics(run_dir) if resuming else None  # the CSV logger starts afresh
     trainer.fit(module, datamodule=data, ckpt_path=last if resuming else None)
     if earlier is not None and trainer.is_global_zero:
@@ -182,31 +200,66 @@ def train(cfg: DictConfig, run_dir: Path) -> Path:
     return final
 
 
-def evaluate(cfg: DictConfig, run_dir: Path, step: int | None = None):
-    """Encode the readout splits with a checkpoint, fit every readout, write the results."""
+def _load_weights(module: ContrastiveModule, ckpt: Path) -> ContrastiveModule:
+    module.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"])
+    return module.to("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _readouts(cfg: DictConfig, data, module, splits, out: Path, prefix: str = ""):
+    """Encode (cached in ``out``), read out; rows with ``prefix`` before each encoding name."""
+    splits, encodings = encode_splits(module, splits, getattr(data, "augment", None),
+                                      cfg.readout.get("augment", 0))
+    for split, arrays in encodings.items():
+        atomic_write(out / f"encodings_{split}.npz", lambda tmp, a=arrays: _save_npz(tmp, a))
+    rows, predictions = readout_rows(splits, encodings, cfg.readout)
+    if predictions:
+        atomic_write(out / "predictions_test.npz", lambda tmp: _save_npz(tmp, predictions))
+    for row in rows:
+        row["encoding"] = prefix + row["encoding"]
+    return rows
+
+
+def _figures(table: pd.DataFrame, out: Path, title: str) -> list[Path]:
+    """Per-category bars and box plots for category readouts, else the factor heat map."""
+    if "balanced_accuracy" in set(table["metric"]):
+        return [plot_categories({title: table}, out / "categories.png"),
+                plot_boxes({title: table}, out / "boxes.png")]
+    return [plot_results(table, out / "results.png", title=title)]
+
+
+def _summary(table: pd.DataFrame) -> str:
+    """Means per kind for category readouts (hundreds of rows otherwise), else every factor."""
+    if "balanced_accuracy" in set(table["metric"]):
+        return "mean balanced accuracy per kind:\n" + kind_means(table).to_string()
+    return summary(table)
+
+
+def evaluate(cfg: DictConfig, run_dir: Path, step: int | None = None) -> pd.DataFrame:
+    """Encode the readout splits with a checkpoint, fit every readout, write the results.
+
+    With ``readout.baseline=true`` the initial weights (``step=0.ckpt``) are read out too and
+    their rows added with encodings named ``untrained:<encoding>``.
+    """
     step, ckpt, latest = find_checkpoint(run_dir, step)
     data = instantiate(cfg.data)
     data.load_state(run_dir)
-    module = build_module(cfg)
-    module.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"])
-    module.to("cuda" if torch.cuda.is_available() else "cpu")
+    module = _load_weights(build_module(cfg, data), ckpt)
     out = run_dir / "evaluations" / f"step_{step}"
-
     splits = data.readout_data()
-    encodings = {split: {name: module.encode(view, x) for name, (view, x) in s.inputs.items()}
-                 for split, s in splits.items()}
-    for split, arrays in encodings.items():
-        atomic_write(out / f"encodings_{split}.npz", lambda tmp, a=arrays: _save_npz(tmp, a))
-    regressors = {name: instantiate(spec) for name, spec in cfg.readout.regressors.items()}
-    rows = regression_rows(splits["train"], splits["test"], encodings, regressors,
-                           cfg.readout.standardize)
+    rows = _readouts(cfg, data, module, splits, out)
+    if cfg.readout.get("baseline") and step != 0:
+        initial = find_checkpoint(run_dir, 0)[1]
+        rows += _readouts(cfg, data, _load_weights(module, initial), splits, out / "untrained",
+                          prefix="untrained:")
     table = write_results(rows, out / "results.csv")
-    plot_results(table, out / "results.png", title=f"{cfg.info.name}, step {step}")
+    figures = _figures(table, out, f"{cfg.info.name}, step {step}")
     if latest:
-        for name in ("results.csv", "results.png"):
-            atomic_write(run_dir / name, lambda tmp, n=name: shutil.copyfile(out / n, tmp))
-    print(f"\n{cfg.info.name} at step {step} ({run_dir}):\n{summary(table)}\n")
-    print(f"results: {out / 'results.csv'}\nfigure:  {out / 'results.png'}")
+        for path in [out / "results.csv", *figures]:
+            atomic_write(run_dir / path.name, lambda tmp, p=path: shutil.copyfile(p, tmp))
+    print(f"\n{cfg.info.name} at step {step} ({run_dir}):\n{_summary(table)}\n")
+    print(f"results: {out / 'results.csv'}")
+    for path in figures:
+        print(f"figure:  {path}")
     return table
 
 

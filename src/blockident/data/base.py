@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch.utils.data import IterableDataset
+from torch.utils.data import IterableDataset, get_worker_info
 
 
 # continuous: regression (R2); categorical: one multi-class label per sample (accuracy);
@@ -66,14 +66,18 @@ class StepStream(IterableDataset):
     ``generator_t`` is seeded from (seed, rank, t), so a run resumed at step t sees exactly the
     batches an uninterrupted run would, and every DDP process sees different data. Set
     ``start_step`` before iterating (the data module does so from the trainer's global step).
+    With DataLoader workers, worker w of W makes steps w, w + W, ...; the loader takes batches
+    from the workers in turn, so the order of steps is kept.
     """
 
     def __init__(self, make: Callable[[torch.Generator], dict], seed: int, rank: int = 0):
         self.make, self.seed, self.rank, self.start_step = make, seed, rank, 0
 
     def __iter__(self) -> Iterator[dict]:
-        step = self.start_step
+        worker = get_worker_info()
+        offset, stride = (worker.id, worker.num_workers) if worker else (0, 1)
+        step = self.start_step + offset
         while True:
             key = np.random.SeedSequence([self.seed, self.rank, step]).generate_state(1)[0]
             yield self.make(torch.Generator().manual_seed(int(key)))
-            step += 1
+            step += stride

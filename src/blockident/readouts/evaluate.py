@@ -1,0 +1,167 @@
+"""Encode the readout splits once, then run every readout a factor's type calls for.
+
+Factor types (:data:`blockident.data.base.FACTOR_TYPES`) decide the readouts, named in the
+readout config: ``continuous`` -> ``regressors`` (R2), ``categorical`` -> ``categorical``
+(scikit-learn classifiers, accuracy), ``binary`` -> ``binary`` (multi-label readouts of
+:mod:`blockident.readouts.classification`, all binary factors of one input set at once).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import replace
+
+import lightning as L
+import numpy as np
+import pandas as pd
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from sklearn.base import clone
+from sklearn.preprocessing import StandardScaler
+from torch import nn
+
+from blockident.data.base import ReadoutSplit
+from blockident.readouts.classification import classification_rows
+from blockident.readouts.regression import regression_rows
+
+Encodings = dict[str, dict[str, np.ndarray]]  # split -> input set -> (N, D)
+
+
+def encode_splits(module, splits: dict[str, ReadoutSplit], augment: nn.Module | None = None,
+                  copies: int = 0) -> tuple[dict[str, ReadoutSplit], Encodings]:
+    """Encodings of every input set of every split with ``module.encode``.
+
+    With ``copies`` > 0 the ``train`` split's view-1 inputs are also encoded ``copies`` times
+    through ``augment`` in training mode (random augmentations), appended after the clean
+    encodings (view-2 encodings are repeated as they are), and its factors repeated to match;
+    the returned splits reflect that.
+    """
+    if copies and augment is None:
+        raise ValueError("readout.augment needs a data module with augmentations")
+    encodings: Encodings = {}
+    for split, s in splits.items():
+        encodings[split] = {}
+        for name, (view, x) in s.inputs.items():
+            z = [module.encode(view, x, s.transforms.get(view))]
+            for _ in range(copies if split == "train" else 0):
+                if view == 1:
+                    augment.to(module.device).train()
+                    z.append(module.encode(view, x, augment))
+                else:
+                    z.append(z[0])
+            encodings[split][name] = np.concatenate(z)
+    if copies:
+        train = splits["train"]
+        factors = {k: np.concatenate([v] * (copies + 1)) for k, v in train.factors.items()}
+        splits = {**splits, "train": replace(train, factors=factors)}
+    return splits, encodings
+
+
+def _categorical_rows(train, test, encodings, tasks, classifiers, standardize) -> list[dict]:
+    rows = []
+    for task in tasks:
+        x_train, x_test = encodings["train"][task.inputs], encodings["test"][task.inputs]
+        if standardize:
+            scaler = StandardScaler().fit(x_train)
+            x_train, x_test = scaler.transform(x_train), scaler.transform(x_test)
+        y_train = np.asarray(train.factors[task.factor]).reshape(len(x_train))
+        y_test = np.asarray(test.factors[task.factor]).reshape(len(x_test))
+        for name, model in classifiers.items():
+            value = float("nan")
+            if len(np.unique(y_train)) > 1:
+                value = float((clone(model).fit(x_train, y_train).predict(x_test)
+                               == y_test).mean())
+            rows.append({"encoding": task.encoding, "factor": task.factor,
+                         "kind": train.kinds[task.factor], "readout": name,
+                         "metric": "accuracy", "value": value})
+    return rows
+
+
+def _binary_rows(train, test, encodings, tasks, cfg) -> tuple[list[dict], dict]:
+    """Rows and raw test scores (key ``encoding/readout``) of the binary factors."""
+    rows, predictions = [], {}
+    groups = defaultdict(list)
+    for task in tasks:
+        groups[(task.encoding, task.inputs)].append(task.factor)
+    for (encoding, inputs), factors in groups.items():
+        labels = {split: np.stack([np.asarray(s.factors[f]).reshape(-1) for f in factors], 1)
+                  for split, s in (("train", train), ("test", test))}
+        for readout in cfg.binary:
+            part, scores = classification_rows(
+                encodings["train"][inputs], labels["train"], encodings["test"][inputs],
+                labels["test"], factors, [train.kinds[f] for f in factors], encoding, readout,
+                standardize=cfg.standardize, seed=cfg.get("seed", 0),
+                mlp_kwargs=dict(cfg.get("mlp") or {}))
+            rows += part
+            predictions[f"{encoding}/{readout}"] = scores
+        predictions[f"{encoding}/labels"] = labels["test"]
+        predictions[f"{encoding}/factors"] = np.asarray(factors)
+    return rows, predictions
+
+
+def readout_rows(splits: dict[str, ReadoutSplit], encodings: Encodings,
+                 cfg: DictConfig) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """``results.csv`` rows of every readout task, and raw test predictions of binary readouts.
+
+    ``cfg`` is the readout config; ``only_content`` keeps content factors only.
+    """
+    train, test = splits["train"], splits["test"]
+    tasks = [t for t in train.tasks
+             if not cfg.get("only_content") or train.kinds[t.factor] == "content"]
+    by_type = defaultdict(list)
+    for task in tasks:
+        by_type[train.factor_type(task.factor)].append(task)
+    unknown = set(by_type) - {"continuous", "categorical", "binary"}
+    if unknown:
+        raise ValueError(f"unknown factor types {sorted(unknown)}")
+    rows, predictions = [], {}
+    for kind, needs in (("continuous", "regressors"), ("categorical", "categorical"),
+                        ("binary", "binary")):
+        if by_type[kind] and not cfg.get(needs):
+            raise ValueError(f"{len(by_type[kind])} {kind} factors to read out, but the "
+                             f"readout config has no '{needs}'")
+    if by_type["continuous"]:
+        regressors = {name: instantiate(spec) for name, spec in cfg.regressors.items()}
+        rows += regression_rows(replace(train, tasks=by_type["continuous"]), test, encodings,
+                                regressors, cfg.standardize)
+    if by_type["categorical"]:
+        classifiers = {name: instantiate(spec) for name, spec in cfg.categorical.items()}
+        rows += _categorical_rows(train, test, encodings, by_type["categorical"], classifiers,
+                                  cfg.standardize)
+    if by_type["binary"]:
+        part, predictions = _binary_rows(train, test, encodings, by_type["binary"], cfg)
+        rows += part
+    return rows, predictions
+
+
+HEADLINE_METRICS = ("balanced_accuracy", "accuracy", "r2")
+
+
+def headline(rows: list[dict]) -> dict[str, float]:
+    """Mean of each headline metric per (encoding, readout, kind), keyed for a logger:
+    ``readout/<encoding>/<readout>/<kind>_<metric>``; NaN values are skipped."""
+    table = pd.DataFrame(rows)
+    table = table[table["metric"].isin(HEADLINE_METRICS)].dropna(subset=["value"])
+    means = table.groupby(["encoding", "readout", "kind", "metric"])["value"].mean()
+    return {f"readout/{e}/{r}/{k}_{m}": float(v) for (e, r, k, m), v in means.items()}
+
+
+class ReadoutCallback(L.Callback):
+    """Every ``every`` training steps, read every factor out of the current encoder and log the
+    :func:`headline` means (the readout data is built once, at the first evaluation)."""
+
+    def __init__(self, data, cfg: DictConfig, every: int):
+        self.data, self.cfg, self.every = data, cfg, every
+        self.splits: dict[str, ReadoutSplit] | None = None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        step = trainer.global_step
+        if step % self.every or not trainer.is_global_zero:
+            return
+        if self.splits is None:
+            self.splits = self.data.readout_data()
+        splits, encodings = encode_splits(pl_module, self.splits)
+        rows, _ = readout_rows(splits, encodings, self.cfg)
+        metrics = headline(rows)
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=step)
