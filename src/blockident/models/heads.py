@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from blockident.models.clip import ClipVision
 from blockident.models.convnet import convnet
 from blockident.models.pair import EncoderPair
 from blockident.models.resnet import resnet
@@ -40,24 +41,33 @@ class EncoderHead(nn.Module):
         return self.projection(z)
 
 
-def _backbone(backbone: str, depth: int, weights: str | Path | None) -> nn.Module:
+def _backbone(backbone: str, depth: int, weights: str | Path | None,
+              path: str | Path | None) -> nn.Module:
+    if weights is not None and backbone != "resnet":
+        raise ValueError("pretrained weights are only supported for backbone='resnet'")
+    if path is not None and backbone != "clip":
+        raise ValueError("a model path is only supported for backbone='clip'")
     if backbone == "convnet":
-        if weights is not None:
-            raise ValueError("pretrained weights are only supported for backbone='resnet'")
         return convnet()
     if backbone == "resnet":
         return resnet(depth, weights)
-    raise ValueError(f"unknown backbone {backbone!r}; expected 'convnet' or 'resnet'")
+    if backbone == "clip":
+        if path is None:
+            raise ValueError("backbone='clip' needs the path of a local CLIP model directory")
+        return ClipVision(path)
+    raise ValueError(f"unknown backbone {backbone!r}; expected 'convnet', 'resnet' or 'clip'")
 
 
 def image_pair(backbone: str = "convnet", depth: int = 18, weights: str | Path | None = None,
                hidden_size: int = 512, encoding_size: int = 64,
-               projection_dim: int | None = None, shared_encoder: bool = True) -> EncoderPair:
-    """``EncoderHead`` per view on a ``backbone`` ("convnet" or "resnet" of ``depth``, optionally
-    from ``weights``); ``shared_encoder`` uses one encoder for both views."""
+               projection_dim: int | None = None, shared_encoder: bool = True,
+               path: str | Path | None = None) -> EncoderPair:
+    """``EncoderHead`` per view on a ``backbone`` ("convnet"; "resnet" of ``depth``, optionally
+    from ``weights``; or "clip", the CLIP vision tower saved in directory ``path``);
+    ``shared_encoder`` uses one encoder for both views."""
 
     def build() -> EncoderHead:
-        return EncoderHead(_backbone(backbone, depth, weights), hidden_size, encoding_size,
+        return EncoderHead(_backbone(backbone, depth, weights, path), hidden_size, encoding_size,
                            projection_dim)
 
     encoder1 = build()
