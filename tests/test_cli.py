@@ -8,7 +8,8 @@ import yaml
 from blockident.cli import main
 
 TINY = [
-    "data.content_dim=2", "data.style_dim=2", "data.modality_dim=1", "data.batch_size=32",
+    "experiment=numerical", "data.content_dim=2", "data.style_dim=2", "data.modality_dim=1",
+    "data.batch_size=32",
     "data.readout_train=150", "data.readout_test=100", "model.hidden_multipliers=[2]",
     "readout.regressors.kernel_ridge.max_samples=60", "readout.regressors.mlp.max_iter=20",
     "trainer.enable_progress_bar=false", "trainer.log_every_n_steps=1",

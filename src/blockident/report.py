@@ -111,6 +111,8 @@ def _long(tables: dict[str, pd.DataFrame], metric: str, readout: str | None) -> 
 
 def _series_labels(keys: list[tuple], sep: str) -> tuple[dict[tuple, str], str]:
     """Labels from the parts of ``keys`` that vary, and the parts all keys share (as a title)."""
+    if not keys:
+        return {}, ""
     varying = [i for i in range(len(SERIES)) if len({k[i] for k in keys}) > 1] or [len(SERIES) - 1]
     common = " · ".join(str(keys[0][i]) for i in range(len(SERIES)) if i not in varying)
     return {k: sep.join(str(k[i]) for i in varying) for k in keys}, common
@@ -186,14 +188,19 @@ def plot_boxes(tables: dict[str, pd.DataFrame], path: Path,
     Each category is a (jittered) point over its box; undefined (NaN) values are left out.
     """
     long = _long(tables, metric, None).dropna(subset=["value"])
+    if long.empty:
+        fig, ax = plt.subplots(figsize=(4, 2))
+        ax.text(0.5, 0.5, f"no defined {metric} values", ha="center", va="center")
+        ax.set_axis_off()
+        return _save(fig, path)
     keys = list(dict.fromkeys(long[SERIES].itertuples(index=False, name=None)))
     labels, common = _series_labels(keys, "\n")
     kinds = _kinds(long)
     width = 0.7 / len(kinds)
     groups = dict(list(long.groupby([*SERIES, "kind"], sort=False)["value"]))
     rng = np.random.default_rng(0)
-    per_group = max(0.4 * len(kinds), 0.07 * max(len(line) for label in labels.values()
-                                                  for line in label.split("\n")))
+    per_group = max(0.4 * len(kinds), 0.07 * max((len(line) for label in labels.values()
+                                                   for line in label.split("\n")), default=0))
     fig, ax = plt.subplots(figsize=(max(4.0, 1.0 + per_group * len(keys)), 5),
                            layout="constrained")
     for g, key in enumerate(keys):

@@ -32,8 +32,14 @@ import blockident
 from blockident.engine import ContrastiveModule
 from blockident.io import atomic_torch_save, atomic_write, atomic_write_text
 from blockident.readouts.evaluate import ReadoutCallback, encode_splits, readout_rows
-from blockident.report import (kind_means, plot_boxes, plot_categories, plot_results, summary,
-                               write_results)
+from blockident.report import (
+    kind_means,
+    plot_boxes,
+    plot_categories,
+    plot_results,
+    summary,
+    write_results,
+)
 
 CONFIG_FILE = "config.yaml"
 CKPT_DIR = "checkpoints"

@@ -22,7 +22,6 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-
 # continuous: regression (R2); categorical: one multi-class label per sample (accuracy);
 # binary: presence 0/1, read as one multi-label problem per input set (balanced accuracy, ...)
 FACTOR_TYPES = ("continuous", "categorical", "binary")

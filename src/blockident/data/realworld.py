@@ -87,9 +87,12 @@ class RealWorldData(L.LightningDataModule):
                   f"missing or unreadable image(s)")
         counts = {s: len(self.stratum_pairs(s)) for s in ("encoder_train", "held_out",
                                                           *READOUT_STRATA.values())}
-        if counts["encoder_train"] == 0:
-            raise ValueError(f"{self.root}: no encoder_train pairs with {self.pair_config}")
         print("pairs per stratum: " + ", ".join(f"{s} {n}" for s, n in counts.items()))
+        empty = [s for s in ("encoder_train", *READOUT_STRATA.values()) if counts[s] == 0]
+        if empty:
+            raise ValueError(f"{self.root}: no pairs in {', '.join(empty)} with "
+                             f"{self.pair_config}; more videos, other pairs.k / pairs.n or "
+                             "pairs.same_sequence=allow give more pairs")
 
     def stratum_pairs(self, stratum: str) -> np.ndarray:
         """(P, 2) cache rows of the usable pairs of ``stratum``."""
@@ -167,8 +170,6 @@ class RealWorldData(L.LightningDataModule):
             pairs = self.stratum_pairs(stratum)
             if self.readout_max_pairs is not None and len(pairs) > self.readout_max_pairs:
                 pairs = pairs[np.sort(rng.choice(len(pairs), self.readout_max_pairs, False))]
-            if len(pairs) == 0:
-                raise ValueError(f"{self.root}: no {stratum} pairs to read out from")
             rows = pairs.reshape(-1)
             frames = np.flatnonzero(self.row >= 0)[rows]  # cache rows are sorted frame indices
             factors = {}
