@@ -21,3 +21,17 @@ def test_missing_negatives_is_a_clear_error():
         module._encode_views({"view1": torch.randn(3, 4), "view2": torch.randn(3, 4)})
     plain = ContrastiveModule(mlp_pair(4, 2, [2]), InfoNCE())
     assert len(plain._encode_views({"view1": torch.randn(3, 4), "view2": torch.randn(3, 4)})) == 2
+
+
+def test_projection_head_feeds_the_loss_but_not_the_encodings():
+    from blockident.models.heads import image_pair
+
+    module = ContrastiveModule(image_pair("convnet", hidden_size=8, encoding_size=6,
+                                          projection_dim=3), InfoNCE())
+    x = torch.randn(4, 3, 16, 16)
+    z1, z2 = module._encode_views({"view1": x, "view2": x.flip(-1)})
+    assert z1.shape == (4, 3)
+    assert module.encode(1, x).shape == (4, 6)
+    module.loss(z1, z2).backward()
+    head = module.encoders.encoder1.projection
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in head.parameters())
