@@ -9,6 +9,7 @@ import sys
 SOURCES = {
     "burst": ("blockident.data.burst_prepare", "main", "list/delete frames no annotation uses"),
     "scenes": ("blockident.data.scenes", "main", "generate videos with BURST annotations"),
+    "imgtxt": ("blockident.data.imgtxt_generate", "main", "generate Multimodal3DIdent-like pairs"),
 }
 
 
