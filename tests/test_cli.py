@@ -1,10 +1,13 @@
 """End-to-end runs of the ``blockident`` command on a tiny numerical simulation."""
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 import torch
 import yaml
 
+import blockident as blockident_pkg
 from blockident.cli import main
 
 TINY = [
@@ -96,6 +99,12 @@ def test_listing_and_help(capsys):
     out = capsys.readouterr().out
     assert "numerical " in out and "numerical_paper" in out and "resume=RUN_DIR" in out
     assert main(["frobnicate"]) == 2
+
+
+def test_experiment_names_are_their_file_names():
+    # evaluate and resume find a run's experiment again through info.name
+    for path in (Path(blockident_pkg.__file__).parent / "conf" / "experiment").glob("*.yaml"):
+        assert yaml.safe_load(path.read_text())["info"]["name"] == path.stem
 
 
 def test_wandb_logger_works_offline(tmp_path, monkeypatch):

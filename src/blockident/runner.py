@@ -282,6 +282,19 @@ def _task(cfg: DictConfig, command: str) -> None:
         evaluate(cfg, run_dir, cfg.ckpt)
 
 
+def _existing_run_experiment(command: str, argv: list[str]) -> list[str]:
+    """``["experiment=NAME"]`` for a command on an existing run, so that Hydra composes the
+    run's own experiment (the default one may lack keys an override names); else ``[]``."""
+    key = "run_dir" if command == "evaluate" else "resume"
+    values = dict(a.split("=", 1) for a in argv if "=" in a and not a.startswith(("~", "+")))
+    if key not in values or "experiment" in values:
+        return []
+    path = Path(values[key]) / CONFIG_FILE
+    name = OmegaConf.select(OmegaConf.load(path), "info.name") if path.exists() else None
+    known = Path(__file__).parent / "conf" / "experiment" / f"{name}.yaml"
+    return [f"experiment={name}"] if name and known.exists() else []
+
+
 def hydra_main(command: str, argv: list[str]) -> int:
     """Run ``command`` under Hydra with ``argv`` as its command line."""
 
@@ -289,6 +302,6 @@ def hydra_main(command: str, argv: list[str]) -> int:
     def entry(cfg: DictConfig) -> None:
         _task(cfg, command)
 
-    sys.argv = [f"blockident {command}", *argv]
+    sys.argv = [f"blockident {command}", *_existing_run_experiment(command, argv), *argv]
     entry()
     return 0
