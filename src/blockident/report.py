@@ -46,14 +46,16 @@ def summary(table: pd.DataFrame) -> str:
 
 
 def plot_results(table: pd.DataFrame, path: Path, title: str = "") -> Path:
-    """Heat map per metric: factors (rows, grouped by kind) x encoding/readout (columns)."""
-    metrics = list(dict.fromkeys(table["metric"]))
-    factors = _factor_order(table)
-    fig, axes = plt.subplots(1, len(metrics), squeeze=False,
-                             figsize=(1.2 + 1.3 * table.groupby(["encoding", "readout"]).ngroups
-                                      * len(metrics), 1.0 + 0.45 * len(factors)))
-    for ax, metric in zip(axes[0], metrics, strict=True):
-        part = table[table.metric == metric]
+    """Heat map per metric, stacked: the factors scored by that metric (rows, grouped by kind)
+    x encoding/readout (columns). Factors of mixed types (R2 and accuracy) get one panel each."""
+    panels = [(metric, table[table.metric == metric])
+              for metric in dict.fromkeys(table["metric"])]
+    rows = [len(_factor_order(part)) for _, part in panels]
+    width = max(part.groupby(["encoding", "readout"]).ngroups for _, part in panels)
+    fig, axes = plt.subplots(len(panels), 1, squeeze=False, height_ratios=rows,
+                             figsize=(3.5 + 1.1 * width, 1.0 + 0.45 * sum(rows) + 0.6 * len(rows)))
+    for ax, (metric, part) in zip(axes[:, 0], panels, strict=True):
+        factors = _factor_order(part)
         wide = part.pivot_table(index="factor", columns=["encoding", "readout"], values="value",
                                 sort=False).reindex(factors)
         image = ax.imshow(wide.to_numpy(dtype=float), vmin=0, vmax=1, cmap="viridis",
