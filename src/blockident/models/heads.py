@@ -14,7 +14,8 @@ from blockident.models.resnet import resnet
 
 
 class EncoderHead(nn.Module):
-    """backbone -> Linear -> LeakyReLU -> Linear: (N, 3, H, W) -> (N, encoding_size).
+    """backbone -> Linear -> LeakyReLU -> Linear: inputs of the backbone (images (N, 3, H, W),
+    token ids (N, L)) -> (N, encoding_size). The backbone states its ``feature_dim``.
 
     ``project(z)`` maps encodings (N, encoding_size) through an optional SimCLR-style head
     (Linear -> ReLU -> Linear to ``projection_dim``), used only for the loss; the identity when
@@ -41,8 +42,10 @@ class EncoderHead(nn.Module):
         return self.projection(z)
 
 
-def _backbone(backbone: str, depth: int, weights: str | Path | None,
-              path: str | Path | None) -> nn.Module:
+def build_backbone(backbone: str, depth: int = 18, weights: str | Path | None = None,
+                   path: str | Path | None = None) -> nn.Module:
+    """Image backbone (N, 3, H, W) -> (N, feature_dim) by name: "convnet"; "resnet" of
+    ``depth``, optionally from torchvision-format ``weights``; "clip" from directory ``path``."""
     if weights is not None and backbone != "resnet":
         raise ValueError("pretrained weights are only supported for backbone='resnet'")
     if path is not None and backbone != "clip":
@@ -67,8 +70,8 @@ def image_pair(backbone: str = "convnet", depth: int = 18, weights: str | Path |
     ``shared_encoder`` uses one encoder for both views."""
 
     def build() -> EncoderHead:
-        return EncoderHead(_backbone(backbone, depth, weights, path), hidden_size, encoding_size,
-                           projection_dim)
+        return EncoderHead(build_backbone(backbone, depth, weights, path), hidden_size,
+                           encoding_size, projection_dim)
 
     encoder1 = build()
     encoder2 = encoder1 if shared_encoder else build()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from blockident.models.heads import EncoderHead, _backbone
+from blockident.models.heads import EncoderHead, build_backbone
 from blockident.models.pair import EncoderPair
 from blockident.models.text import TextConvNet
 
@@ -25,7 +25,7 @@ def imgtxt_pair(vocab_size: int, image_backbone: str = "convnet", depth: int = 1
     ``shared_projection``: both heads' last Linear (hidden -> encoding) is one module.
     ``projection_dim``: SimCLR-style projection heads for the loss (see ``EncoderHead``).
     """
-    image = EncoderHead(_backbone(image_backbone, depth, weights, path), hidden_size,
+    image = EncoderHead(build_backbone(image_backbone, depth, weights, path), hidden_size,
                         encoding_size, projection_dim)
     text = EncoderHead(TextConvNet(vocab_size, text_embedding_dim, text_channels,
                                    text_kernel_size, text_features),
