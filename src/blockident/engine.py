@@ -16,7 +16,27 @@ from torch import nn
 from blockident.models.pair import EncoderPair
 
 
-class ContrastiveModule(L.LightningModule):
+class EncoderModule(L.LightningModule):
+    """A Lightning module around an :class:`EncoderPair` whose frozen encodings can be read."""
+
+    encoders: EncoderPair
+
+    @torch.no_grad()
+    def encode(self, view: int, x: torch.Tensor, transform: Callable | None = None,
+               batch_size: int = 1024) -> np.ndarray:
+        """Frozen encodings (N, encoding_size) of observations ``x`` of ``view``, as numpy;
+        ``transform`` maps each chunk (on the module's device) to encoder inputs first."""
+        was_training = self.training
+        self.eval()
+        chunks = []
+        for chunk in x.split(batch_size):
+            chunk = chunk.to(self.device)
+            chunks.append(self.encoders(view, transform(chunk) if transform else chunk).cpu())
+        self.train(was_training)
+        return torch.cat(chunks).numpy()
+
+
+class ContrastiveModule(EncoderModule):
     """Trains ``encoders`` with ``loss`` using Adam(lr)."""
 
     def __init__(self, encoders: EncoderPair, loss: nn.Module, lr: float = 1e-4):
@@ -57,17 +77,3 @@ class ContrastiveModule(L.LightningModule):
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.encoders.parameters(), lr=self.lr)
-
-    @torch.no_grad()
-    def encode(self, view: int, x: torch.Tensor, transform: Callable | None = None,
-               batch_size: int = 1024) -> np.ndarray:
-        """Frozen encodings (N, encoding_size) of observations ``x`` of ``view``, as numpy;
-        ``transform`` maps each chunk (on the module's device) to encoder inputs first."""
-        was_training = self.training
-        self.eval()
-        chunks = []
-        for chunk in x.split(batch_size):
-            chunk = chunk.to(self.device)
-            chunks.append(self.encoders(view, transform(chunk) if transform else chunk).cpu())
-        self.train(was_training)
-        return torch.cat(chunks).numpy()

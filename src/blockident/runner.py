@@ -14,6 +14,7 @@ import shutil
 import sys
 import uuid
 import warnings
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -31,15 +32,15 @@ from omegaconf import DictConfig, OmegaConf
 import blockident
 from blockident.engine import ContrastiveModule
 from blockident.io import atomic_torch_save, atomic_write, atomic_write_text
-from blockident.readouts.evaluate import ReadoutCallback, encode_splits, readout_rows
-from blockident.report import (
-    kind_means,
-    plot_boxes,
-    plot_categories,
-    plot_results,
-    summary,
-    write_results,
+from blockident.readouts.control import (
+    control_groups,
+    control_names,
+    oracle_encodings,
+    train_supervised,
 )
+from blockident.readouts.evaluate import ReadoutCallback, encode_splits, readout_rows
+from blockident.readouts.share import chance_levels, identified_share_rows, kind_summary
+from blockident.report import plot_boxes, plot_categories, plot_results, summary, write_results
 
 CONFIG_FILE = "config.yaml"
 CKPT_DIR = "checkpoints"
@@ -211,10 +212,13 @@ def _load_weights(module: ContrastiveModule, ckpt: Path) -> ContrastiveModule:
     return module.to("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _readouts(cfg: DictConfig, data, module, splits, out: Path, prefix: str = ""):
-    """Encode (cached in ``out``), read out; rows with ``prefix`` before each encoding name."""
-    splits, encodings = encode_splits(module, splits, getattr(data, "augment", None),
-                                      cfg.readout.get("augment", 0))
+def _readouts(cfg: DictConfig, data, module, splits, out: Path, prefix: str = "",
+              encodings: dict | None = None):
+    """Encode (cached in ``out``), read out; rows with ``prefix`` before each encoding name.
+    Given ``encodings`` (split -> input set -> array) are read out as they are."""
+    if encodings is None:
+        splits, encodings = encode_splits(module, splits, getattr(data, "augment", None),
+                                          cfg.readout.get("augment", 0))
     for split, arrays in encodings.items():
         atomic_write(out / f"encodings_{split}.npz", lambda tmp, a=arrays: _save_npz(tmp, a))
     rows, predictions = readout_rows(splits, encodings, cfg.readout)
@@ -233,11 +237,44 @@ def _figures(table: pd.DataFrame, out: Path, title: str) -> list[Path]:
     return [plot_results(table, out / "results.png", title=title)]
 
 
-def _summary(table: pd.DataFrame) -> str:
-    """Means per kind for category readouts (hundreds of rows otherwise), else every factor."""
-    if "balanced_accuracy" in set(table["metric"]):
-        return "mean balanced accuracy per kind:\n" + kind_means(table).to_string()
-    return summary(table)
+def _control_rows(cfg: DictConfig, data, splits, run_dir: Path, out: Path) -> list[dict]:
+    """Rows of every positive control ``readout.control`` names (see
+    :mod:`blockident.readouts.control`); the supervised encoders are kept in ``control/``."""
+    rows = []
+    for name in control_names(cfg.readout):
+        if name == "oracle":
+            rows += _readouts(cfg, data, None, splits, out / "oracle", "oracle:",
+                              encodings=oracle_encodings(splits))
+            continue
+        source = data.control_data()
+        for group, part in control_groups(source, cfg.readout.control_groups).items():
+            L.seed_everything(cfg.seed, verbose=False)
+            control = train_supervised(
+                build_module(cfg, data).encoders, part, run_dir / "control" / f"{group}.pt",
+                steps=cfg.readout.control_steps or cfg.trainer.max_steps, lr=cfg.optim.lr,
+                batch_size=cfg.data.get("batch_size", 256), trainer=dict(cfg.trainer),
+                augment=getattr(data, "augment", None), seed=cfg.seed)
+            control.to("cuda" if torch.cuda.is_available() else "cpu")
+            group_splits = {s: replace(split, tasks=[
+                t for t in split.tasks if group == "all" or split.kinds[t.factor] == group])
+                for s, split in splits.items()}
+            suffix = "" if group == "all" else f"_{group}"
+            rows += _readouts(cfg, data, control, group_splits, out / f"supervised{suffix}",
+                              "supervised:")
+    return rows
+
+
+def _summary(table: pd.DataFrame, kinds: pd.DataFrame, excluded: dict[str, str]) -> str:
+    """Means per kind with the identified share, the factors left out, and for factor
+    experiments (a few factors) every factor's scores."""
+    text = ["per kind, over readable factors (identified share = (trained - chance) / "
+            "(control - chance)):", kinds.round(3).to_string(index=False)]
+    if excluded:
+        text.append(f"left out ({len(excluded)}, too few positives):")
+        text += [f"  {name}: {why}" for name, why in excluded.items()]
+    if "balanced_accuracy" not in set(table["metric"]):
+        text.append(summary(table))
+    return "\n".join(text)
 
 
 def evaluate(cfg: DictConfig, run_dir: Path, step: int | None = None) -> pd.DataFrame:
@@ -257,12 +294,20 @@ def evaluate(cfg: DictConfig, run_dir: Path, step: int | None = None) -> pd.Data
         initial = find_checkpoint(run_dir, 0)[1]
         rows += _readouts(cfg, data, _load_weights(module, initial), splits, out / "untrained",
                           prefix="untrained:")
+    rows += _control_rows(cfg, data, splits, run_dir, out)
+    chance, margin = chance_levels(splits["test"]), cfg.readout.get("readable_margin", 0.2)
+    table = pd.DataFrame(rows)
+    rows += identified_share_rows(table, chance, margin)
+    kinds = kind_summary(table, chance, margin)
     table = write_results(rows, out / "results.csv")
-    figures = _figures(table, out, f"{cfg.info.name}, step {step}")
+    atomic_write(out / "summary.csv", lambda tmp: kinds.to_csv(tmp, index=False))
+    figures = _figures(table[table.metric != "identified_share"], out,
+                       f"{cfg.info.name}, step {step}")
     if latest:
-        for path in [out / "results.csv", *figures]:
+        for path in [out / "results.csv", out / "summary.csv", *figures]:
             atomic_write(run_dir / path.name, lambda tmp, p=path: shutil.copyfile(p, tmp))
-    print(f"\n{cfg.info.name} at step {step} ({run_dir}):\n{_summary(table)}\n")
+    summary_text = _summary(table, kinds, splits["test"].excluded)
+    print(f"\n{cfg.info.name} at step {step} ({run_dir}):\n{summary_text}\n")
     print(f"results: {out / 'results.csv'}")
     for path in figures:
         print(f"figure:  {path}")

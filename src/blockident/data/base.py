@@ -45,7 +45,10 @@ class ReadoutSplit:
     applied per chunk, on the encoder's device);
     ``factors``: name -> values (N, d) or (N,); ``kinds``: factor name -> role (``content``,
     ``style`` or ``modality``); ``types``: factor name -> one of :data:`FACTOR_TYPES` (default
-    ``continuous``), which decides the readouts; ``tasks``: which factor to read from which input.
+    ``continuous``), which decides the readouts; ``tasks``: which factor to read from which input;
+    ``oracle``: input name -> (N, D) true latents that input observes (with the observation),
+    for ``readout.control=oracle``; ``excluded``: factors left out of the readouts (too few
+    positives), name -> why, shown in the summary.
     """
 
     inputs: dict[str, tuple[int, torch.Tensor]]
@@ -54,6 +57,8 @@ class ReadoutSplit:
     tasks: list[ReadoutTask]
     types: dict[str, str] = field(default_factory=dict)
     transforms: dict[int, Callable[[torch.Tensor], torch.Tensor]] = field(default_factory=dict)
+    oracle: dict[str, np.ndarray] = field(default_factory=dict)
+    excluded: dict[str, str] = field(default_factory=dict)
 
     def factor_type(self, factor: str) -> str:
         return self.types.get(factor, "continuous")

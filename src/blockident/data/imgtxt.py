@@ -147,22 +147,29 @@ class ImgTxtData(L.LightningDataModule):
         ``<modality>.<column>`` with kinds and types from the factor table, each read out of
         both encodings."""
         self.prepare()
-        factors = readout_factors()
-        kinds = {f.key: f.kind for f in factors}
-        types = {f.key: f.type for f in factors}
-        tasks = [ReadoutTask(encoding, encoding, f.key) for encoding in ENCODINGS for f in factors]
         rng = np.random.default_rng([self.seed, 5])
-        out = {}
-        for name, (split, n) in self.readout_sizes.items():
-            idx = self.usable[split]
-            if n is not None and len(idx) > n:
-                idx = np.sort(rng.choice(idx, n, replace=False))
-            latents = self.splits[split].latents
-            out[name] = ReadoutSplit(
-                inputs={"image": (1, self.caches[split].batch(idx)),
-                        "text": (2, self.tokens(split)[idx])},
-                factors={f.key: latents[f.modality][f.name].to_numpy()[idx] for f in factors},
-                kinds=kinds, tasks=tasks, types=types,
-                transforms={1: self.augment.normalize_only})
-        return out
+        return {name: self._labelled(split, n, rng) for name, (split, n) in
+                self.readout_sizes.items()}
+
+    def _labelled(self, split: str, n: int | None, rng: np.random.Generator) -> ReadoutSplit:
+        """``image`` and ``text`` inputs of (at most ``n``, a seeded subset of) the usable
+        samples of ``split``, with every factor of both modalities."""
+        factors = readout_factors()
+        idx = self.usable[split]
+        if n is not None and len(idx) > n:
+            idx = np.sort(rng.choice(idx, n, replace=False))
+        latents = self.splits[split].latents
+        return ReadoutSplit(
+            inputs={"image": (1, self.caches[split].batch(idx)),
+                    "text": (2, self.tokens(split)[idx])},
+            factors={f.key: latents[f.modality][f.name].to_numpy()[idx] for f in factors},
+            kinds={f.key: f.kind for f in factors}, types={f.key: f.type for f in factors},
+            tasks=[ReadoutTask(e, e, f.key) for e in ENCODINGS for f in factors],
+            transforms={1: self.augment.normalize_only})
+
+    def control_data(self) -> ReadoutSplit:
+        """Every usable training sample with every factor: what the supervised control learns
+        from."""
+        self.prepare()
+        return self._labelled("train", None, np.random.default_rng(0))
 

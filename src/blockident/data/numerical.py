@@ -127,8 +127,23 @@ class NumericalData(L.LightningDataModule):
             factors = {g: z[g].numpy() for g in GROUPS} | {"c'": c_perm.numpy()}
             tasks = [ReadoutTask(view, view, g) for view in ("view1", "view2") for g in GROUPS]
             tasks += [ReadoutTask(view, f"{view}_permuted", "c'") for view in ("view1", "view2")]
+            observed = {"view1": [z["c"], z["s"], z["m1"], z["x1"]],
+                        "view2": [z["c"], z["s~"], z["m2"], z["x2"]],
+                        "view1_permuted": [c_perm, z["s"], z["m1"], x1p],
+                        "view2_permuted": [c_perm, z["s~"], z["m2"], x2p]}
             splits[split] = ReadoutSplit(
                 inputs={"view1": (1, z["x1"]), "view2": (2, z["x2"]),
                         "view1_permuted": (1, x1p), "view2_permuted": (2, x2p)},
-                factors=factors, kinds=KINDS, tasks=tasks)
+                factors=factors, kinds=KINDS, tasks=tasks,
+                oracle={k: torch.cat(v, 1).numpy() for k, v in observed.items()})
         return splits
+
+    def control_data(self) -> ReadoutSplit:
+        """A fresh draw of ``readout_train`` samples of the training distribution with every
+        latent group, each read from both views: what the supervised control learns from."""
+        z = self.simulation.sample(self.readout_sizes["train"],
+                                   torch.Generator().manual_seed(self.seed + 30_000))
+        return ReadoutSplit(inputs={"view1": (1, z["x1"]), "view2": (2, z["x2"])},
+                            factors={g: z[g].numpy() for g in GROUPS}, kinds=KINDS,
+                            tasks=[ReadoutTask(v, v, g) for v in ("view1", "view2")
+                                   for g in GROUPS])

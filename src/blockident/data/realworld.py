@@ -40,7 +40,9 @@ class RealWorldData(L.LightningDataModule):
     training batches on their device. ``cache_dir``: where the image cache lives (default
     ``root/.blockident_cache``). ``skip_bad_images``: drop the pairs of missing or unreadable
     frames instead of stopping. ``readout_max_pairs``: use at most this many pairs (a seeded
-    subset) of each readout stratum. ``generate``: options of
+    subset) of each readout stratum. ``min_positives``, ``min_videos``: a category is read out
+    only with at least this many positive frames, from this many videos, on both readout
+    sides. ``generate``: options of
     :class:`blockident.data.scenes.SceneConfig`; when given, ``root`` is filled with procedural
     scenes first (once; reused while the options match).
     """
@@ -48,8 +50,9 @@ class RealWorldData(L.LightningDataModule):
     def __init__(self, root: str, pairs: dict, size: int = 64, batch_size: int = 128,
                  augment: dict | None = None, cache_dir: str | None = None,
                  skip_bad_images: bool = False, val_batches: int = 4,
-                 readout_max_pairs: int | None = None, num_workers: int = 0,
-                 generate: dict | None = None, seed: int = 0):
+                 readout_max_pairs: int | None = None, min_positives: int = 5,
+                 min_videos: int = 2, num_workers: int = 0, generate: dict | None = None,
+                 seed: int = 0):
         super().__init__()
         self.root, self.size, self.batch_size = Path(root), size, batch_size
         self.pair_config = PairConfig(**dict(pairs))
@@ -57,6 +60,7 @@ class RealWorldData(L.LightningDataModule):
         self.cache_dir = Path(cache_dir) if cache_dir else self.root / ".blockident_cache"
         self.skip_bad_images, self.val_batches = skip_bad_images, val_batches
         self.readout_max_pairs, self.num_workers = readout_max_pairs, num_workers
+        self.min_positives, self.min_videos = min_positives, min_videos
         self.generate, self.seed = generate, seed
         self.pairs: PairSet | None = None
         self.stream: StepStream | None = None
@@ -74,6 +78,10 @@ class RealWorldData(L.LightningDataModule):
         if annotations.images_root is None:
             raise FileNotFoundError(images_root_message(self.root))
         self.pairs = build_pairs(annotations, self.pair_config)
+        if len(self.pairs.style) == 0:
+            raise ValueError(f"{self.root}: pairs.k={self.pair_config.k} makes all "
+                             f"{len(self.pairs.content)} observed categories content, so no "
+                             "style is left to test; choose a smaller pairs.k")
         frames = np.unique(self.pairs.pairs)
         self.cache = ImageCache.build(annotations.image_paths(frames, absolute=True), self.size,
                                       self.cache_dir, skip_bad=self.skip_bad_images)
@@ -160,24 +168,62 @@ class RealWorldData(L.LightningDataModule):
         names = self.pairs.annotations.categories
         return [names.get(int(c), f"category_{c}") for c in ids]
 
+    def _labelled(self, stratum: str, max_pairs: int | None,
+                  rng: np.random.Generator) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+        """Both frames of (at most ``max_pairs``, a seeded subset of) the pairs of ``stratum``:
+        (R,) cache rows, category name -> (R,) presence, (R,) sequence index of each frame."""
+        pairs = self.stratum_pairs(stratum)
+        if max_pairs is not None and len(pairs) > max_pairs:
+            pairs = pairs[np.sort(rng.choice(len(pairs), max_pairs, False))]
+        rows = pairs.reshape(-1)
+        frames = np.flatnonzero(self.row >= 0)[rows]  # cache rows are sorted frame indices
+        factors = {}
+        for role in ("content", "style"):
+            labels = self.pairs.multi_hot(frames, role)
+            factors |= dict(zip(self.category_names(role), labels.T, strict=True))
+        return rows, factors, self.pairs.annotations.frame_seq[frames]
+
+    def _split(self, rows: np.ndarray, factors: dict, kinds: dict) -> ReadoutSplit:
+        return ReadoutSplit(
+            inputs={"frames": (1, self.cache.batch(rows))}, factors=factors, kinds=kinds,
+            tasks=[ReadoutTask("frames", "frames", name) for name in kinds],
+            types=dict.fromkeys(kinds, "binary"), transforms={1: self.augment.normalize_only})
+
+    def _kinds(self) -> dict[str, str]:
+        return {name: role for role in ("content", "style") for name in self.category_names(role)}
+
     def readout_data(self) -> dict[str, ReadoutSplit]:
-        """Both frames of each readout pair as ``frames`` (view 1); a binary factor per category."""
+        """Both frames of each readout pair as ``frames`` (view 1); a binary factor per category.
+
+        A category with fewer than ``min_positives`` positive frames or ``min_videos`` videos
+        with a positive frame on either side (train, test) is left out (``excluded``).
+        """
         self.prepare()
         rng = np.random.default_rng([self.seed, 3])
-        kinds = {name: role for role in ("content", "style") for name in self.category_names(role)}
+        kinds = self._kinds()
+        labelled = {split: self._labelled(stratum, self.readout_max_pairs, rng)
+                    for split, stratum in READOUT_STRATA.items()}
+        excluded = {}
+        for name in kinds:
+            counts = {split: (int(factors[name].sum()), len(np.unique(seqs[factors[name] > 0])))
+                      for split, (_, factors, seqs) in labelled.items()}
+            if any(p < self.min_positives or v < self.min_videos for p, v in counts.values()):
+                excluded[name] = ", ".join(f"{split} {p} frames in {v} videos"
+                                           for split, (p, v) in counts.items())
+        if excluded:
+            print(f"{len(excluded)} of {len(kinds)} categories left out of the readouts (fewer "
+                  f"than {self.min_positives} positive frames or {self.min_videos} videos on a "
+                  "side): " + "; ".join(f"{k} ({v})" for k, v in excluded.items()))
+        kinds = {k: v for k, v in kinds.items() if k not in excluded}
         splits = {}
-        for split, stratum in READOUT_STRATA.items():
-            pairs = self.stratum_pairs(stratum)
-            if self.readout_max_pairs is not None and len(pairs) > self.readout_max_pairs:
-                pairs = pairs[np.sort(rng.choice(len(pairs), self.readout_max_pairs, False))]
-            rows = pairs.reshape(-1)
-            frames = np.flatnonzero(self.row >= 0)[rows]  # cache rows are sorted frame indices
-            factors = {}
-            for role in ("content", "style"):
-                labels = self.pairs.multi_hot(frames, role)
-                factors |= dict(zip(self.category_names(role), labels.T, strict=True))
-            splits[split] = ReadoutSplit(
-                inputs={"frames": (1, self.cache.batch(rows))}, factors=factors, kinds=kinds,
-                tasks=[ReadoutTask("frames", "frames", name) for name in kinds],
-                types=dict.fromkeys(kinds, "binary"), transforms={1: self.augment.normalize_only})
+        for split, (rows, factors, _) in labelled.items():
+            splits[split] = self._split(rows, {k: factors[k] for k in kinds}, kinds)
+            splits[split].excluded = excluded
         return splits
+
+    def control_data(self) -> ReadoutSplit:
+        """Both frames of every encoder-training pair with every category's presence: what the
+        supervised positive control learns from."""
+        self.prepare()
+        rows, factors, _ = self._labelled("encoder_train", None, np.random.default_rng(0))
+        return self._split(rows, factors, self._kinds())
