@@ -281,7 +281,9 @@ def evaluate(cfg: DictConfig, run_dir: Path, step: int | None = None) -> pd.Data
     """Encode the readout splits with a checkpoint, fit every readout, write the results.
 
     With ``readout.baseline=true`` the initial weights (``step=0.ckpt``) are read out too and
-    their rows added with encodings named ``untrained:<encoding>``.
+    their rows added with encodings named ``untrained:<encoding>``; the positive controls of
+    ``readout.control`` add ``supervised:<encoding>`` / ``oracle:<encoding>`` rows, and every
+    trained factor gets its ``identified_share``. ``summary.csv`` holds the means per kind.
     """
     step, ckpt, latest = find_checkpoint(run_dir, step)
     data = instantiate(cfg.data)
@@ -321,10 +323,21 @@ def _task(cfg: DictConfig, command: str) -> None:
         cfg = load_run_config(run_dir, cfg)
         cfg.resume = str(run_dir) if command != "evaluate" else None
     cfg.run_dir = str(run_dir)
-    if command in ("train", "run"):
-        train(cfg, run_dir)
+    try:
+        if command in ("train", "run"):
+            train(cfg, run_dir)
+    except BaseException:
+        _remove_if_unused(run_dir)
+        raise
     if command in ("evaluate", "run"):
         evaluate(cfg, run_dir, cfg.ckpt)
+
+
+def _remove_if_unused(run_dir: Path) -> None:
+    """Remove a run directory that holds nothing but Hydra's log: a run that failed before it
+    wrote anything leaves no directory that looks like a run."""
+    if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {"blockident.log"}:
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _existing_run_experiment(command: str, argv: list[str]) -> list[str]:

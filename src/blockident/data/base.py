@@ -7,7 +7,9 @@ score them).
 
 A data module (a ``LightningDataModule``) provides ``train_dataloader``, ``val_dataloader``,
 ``readout_data() -> {"train": ReadoutSplit, "test": ReadoutSplit}``, ``save_state(run_dir)`` /
-``load_state(run_dir)`` (what evaluation needs to see the same data later), and optionally
+``load_state(run_dir)`` (what evaluation needs to see the same data later),
+``control_data() -> ReadoutSplit`` (labelled samples of the encoder-training data, for the
+supervised positive control of :mod:`blockident.readouts.control`), and optionally
 ``model_kwargs() -> dict`` (extra arguments for the model config, e.g. a vocabulary size) and
 ``augment`` (an ``nn.Module`` mapping raw view-1 observations to augmented inputs in training
 mode; ``readout.augment`` uses it to add augmented copies of the readout-training data).
