@@ -1,5 +1,7 @@
 import numpy as np
 import pandas as pd
+from hydra import compose, initialize_config_module
+from hydra.utils import instantiate
 from sklearn.linear_model import LinearRegression
 
 from blockident.data.base import ReadoutSplit, ReadoutTask
@@ -36,3 +38,16 @@ def test_kernel_ridge_fits_on_a_subsample():
     x, y = rng.normal(size=(500, 2)), rng.normal(size=500)
     model = KernelRidgeCV(max_samples=120, cv=2).fit(x, y)
     assert model.search_.best_estimator_.dual_coef_.shape[0] == 120
+
+
+def test_original_kernel_ridge_protocol_fits_on_all_samples_with_its_grid():
+    with initialize_config_module("blockident.conf", version_base="1.3"):
+        cfg = compose("config", ["experiment=numerical", "readout=regression_original"])
+    model = instantiate(cfg.readout.regressors.kernel_ridge)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(300, 2)), rng.normal(size=300)
+    search = model.fit(x, y).search_
+    assert search.best_estimator_.dual_coef_.shape[0] == 300
+    assert search.cv == 3
+    assert np.allclose(search.param_grid["gamma"], np.logspace(-2, 2, 4))
+    assert search.param_grid["alpha"] == [1.0, 0.1, 0.01, 0.001]

@@ -51,6 +51,21 @@ def test_statistical_dependence_draws_wishart_covariances():
         sample(style_change_prob=1.5)
 
 
+def test_original_wishart_shares_one_covariance_between_groups_of_equal_dimension():
+    def chol(wishart):
+        latents = MultimodalLatents(LatentSizes(3, 3, 2), statistical_dependence=True, seed=4,
+                                    wishart=wishart)
+        return {name: getattr(latents, f"chol_{name}") for name in ("c", "s", "a", "m1", "m2")}
+
+    original, independent = chol("original"), chol("independent")
+    assert torch.equal(original["c"], original["s"]) and torch.equal(original["c"], original["a"])
+    assert torch.equal(original["m1"], original["m2"])
+    assert not torch.equal(independent["c"], independent["s"])
+    assert not torch.equal(independent["m1"], independent["m2"])
+    with pytest.raises(ValueError, match="wishart"):
+        chol("shared")
+
+
 def test_mixing_is_invertible_and_seeded():
     f = InvertibleMLP(6, n_layers=3, seed=3)
     x = torch.randn(100, 6)

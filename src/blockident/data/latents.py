@@ -5,6 +5,11 @@ A sample has content ``c`` (shared by both views), style ``s`` (view 1) and its 
 group is Gaussian with scale ``m_param``; with ``statistical_dependence`` each group has a
 covariance drawn from a Wishart distribution, and with ``content_dependent_style`` the style is
 shifted by an affine function of the content, ``s = a + B c + noise``.
+
+The Wishart draws of the groups (c, s, the style change, m1, m2) use random state
+``seed + i`` for the i-th group with ``wishart="independent"``, and ``seed`` for every group
+with ``wishart="original"``, as the original code does: groups of equal dimension then share
+one covariance.
 """
 
 from __future__ import annotations
@@ -13,10 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.stats import wishart
+from scipy import stats
 from torch import nn
 
 GROUPS = ("c", "s", "s~", "m1", "m2")
+WISHART = ("independent", "original")
 
 
 @dataclass(frozen=True)
@@ -42,10 +48,13 @@ class MultimodalLatents(nn.Module):
         statistical_dependence: bool = False,
         content_dependent_style: bool = False,
         seed: int = 0,
+        wishart: str = "independent",
     ):
         super().__init__()
         if not 0.0 <= style_change_prob <= 1.0:
             raise ValueError(f"style_change_prob must be in [0, 1], got {style_change_prob}")
+        if wishart not in WISHART:
+            raise ValueError(f"wishart must be one of {WISHART}, got {wishart!r}")
         self.sizes = sizes
         self.style_change_prob, self.c_param, self.m_param = style_change_prob, c_param, m_param
         dims = {"c": sizes.content, "s": sizes.style, "a": sizes.style,
@@ -53,7 +62,8 @@ class MultimodalLatents(nn.Module):
         for i, (name, d) in enumerate(dims.items()):
             chol = torch.eye(d)
             if statistical_dependence and d > 0:
-                cov = np.atleast_2d(wishart.rvs(d, np.eye(d), random_state=seed + i))
+                state = seed if wishart == "original" else seed + i
+                cov = np.atleast_2d(stats.wishart.rvs(d, np.eye(d), random_state=state))
                 chol = torch.linalg.cholesky(torch.as_tensor(cov, dtype=torch.float32))
             self.register_buffer(f"chol_{name}", chol)
         rng = torch.Generator().manual_seed(seed)

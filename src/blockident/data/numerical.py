@@ -71,11 +71,12 @@ class NumericalData(L.LightningDataModule):
                  statistical_dependence: bool = False, content_dependent_style: bool = False,
                  shared_mixing: bool = False, mixing_layers: int = 3, batch_size: int = 512,
                  negatives: bool = False, val_batches: int = 2, readout_train: int = 5000,
-                 readout_test: int = 5000, seed: int = 0):
+                 readout_test: int = 5000, seed: int = 0, wishart: str = "independent"):
         super().__init__()
         sizes = LatentSizes(content_dim, style_dim, modality_dim)
         latents = MultimodalLatents(sizes, style_change_prob, c_param, m_param,
-                                    statistical_dependence, content_dependent_style, seed)
+                                    statistical_dependence, content_dependent_style, seed,
+                                    wishart)
         self.simulation = Simulation(latents, mixing_layers, shared_mixing, seed)
         self.batch_size, self.negatives, self.seed = batch_size, negatives, seed
         self.val_batches = val_batches

@@ -18,19 +18,21 @@ from blockident.data.base import ReadoutSplit
 
 
 class KernelRidgeCV(RegressorMixin, BaseEstimator):
-    """RBF kernel ridge with (alpha, gamma) chosen by k-fold grid search, as in the paper.
+    """RBF kernel ridge with (alpha, gamma) chosen by ``cv``-fold grid search.
 
-    Fitting is cubic in the sample count, so at most ``max_samples`` training samples (a seeded
-    random subset) are used.
+    Fitting is cubic in the sample count, so by default at most ``max_samples`` training samples
+    (a seeded random subset) are used; ``max_samples=None`` fits on all of them, as the original
+    code does (``readout=regression_original`` also sets its gamma grid, ``logspace(-2, 2, 4)``).
     """
 
     def __init__(self, alphas=(1.0, 0.1, 0.01, 0.001), gammas=(0.01, 0.1, 1.0, 10.0),
-                 cv: int = 3, max_samples: int = 1000, seed: int = 0, n_jobs: int | None = None):
+                 cv: int = 3, max_samples: int | None = 1000, seed: int = 0,
+                 n_jobs: int | None = None):
         self.alphas, self.gammas, self.cv = alphas, gammas, cv
         self.max_samples, self.seed, self.n_jobs = max_samples, seed, n_jobs
 
     def fit(self, X, y):
-        if len(X) > self.max_samples:
+        if self.max_samples is not None and len(X) > self.max_samples:
             idx = np.random.default_rng(self.seed).choice(len(X), self.max_samples, replace=False)
             X, y = X[idx], y[idx]
         grid = {"alpha": list(self.alphas), "gamma": list(self.gammas)}
