@@ -16,7 +16,7 @@ TINY = [
     "model.hidden_size=16", "model.encoding_size=8", "readout.mlp.max_epochs=3",
     "trainer.enable_progress_bar=false", "trainer.log_every_n_steps=1",
     "trainer.val_check_interval=2", "checkpoint_every=2", "trainer.max_steps=4",
-    "pairs.k=3", "pairs.n=[1,2]",
+    "pairs.k=3", "pairs.n=[1,2]", "readout.min_positives=1", "readout.min_videos=1",
 ]
 
 
@@ -50,7 +50,7 @@ def test_run_reads_out_every_content_and_style_category(trained, burst):
     kinds = trained_rows.drop_duplicates("factor").set_index("factor")["kind"]
     assert sorted(kinds[kinds == "content"].index) == sorted(data.category_names("content"))
     assert sorted(kinds[kinds == "style"].index) == sorted(data.category_names("style"))
-    assert set(results.encoding) == {"frames", "untrained:frames"}
+    assert set(results.encoding) == {"frames", "untrained:frames", "supervised:frames"}
     assert set(results.readout) == {"mlp", "logreg"}
     positives = trained_rows[trained_rows.metric == "positives"]
     assert positives.value.notna().all() and (positives.value >= 0).all()

@@ -78,6 +78,7 @@ class SceneConfig:
     jpeg_quality: int = 90
 
     def __post_init__(self):
+        object.__setattr__(self, "object_size", tuple(float(v) for v in self.object_size))
         checks = [
             (self.videos >= 1, f"videos must be >= 1, got {self.videos}"),
             (self.frames >= 1, f"frames must be >= 1, got {self.frames}"),
