@@ -130,6 +130,30 @@ def test_duplicate_sequence_ids_and_unreadable_json(tmp_path):
         read_burst(tmp_path)
 
 
+def test_duplicate_videos_warn_naming_both_copies_and_share_a_group(tmp_path):
+    video = SMALL.splits["train"][0]  # id 7, BDD/b1d0
+    copy = Seq(11, video.tracks, video.frames, video.dataset, video.seq_name)
+    again = Seq(5, {1: 9, 2: 9, 3: 9}, video.frames, video.dataset, video.seq_name)  # relabelled
+    other_frames = Seq(12, video.tracks, video.frames[:2], video.dataset, video.seq_name)
+    burst = Burst(splits={"train": [*SMALL.splits["train"], copy, other_frames],
+                          "val": [*SMALL.splits["val"], again], "test": SMALL.splits["test"]})
+    with pytest.warns(UserWarning, match="duplicate video") as caught:
+        a = read_burst(write_burst(tmp_path, burst, frames_at=None))
+    messages = sorted(str(w.message) for w in caught)
+    assert len(messages) == 2
+    assert all("train.json: sequence id=7 (b1d0)" in m for m in messages)
+    assert "train.json: sequence id=11 (b1d0)" in messages[0]
+    assert "val.json: sequence id=5 (b1d0)" in messages[1]
+    # canonical order: train 2, 7, 11, 12; val 3, 5; test 1
+    assert a.seq_id.tolist() == [2, 7, 11, 12, 3, 5, 1]
+    assert a.seq_group.tolist() == [0, 1, 1, 3, 4, 1, 6]
+
+
+def test_unique_videos_do_not_warn(tmp_path, recwarn):
+    a = read_burst(write_burst(tmp_path, SMALL, frames_at=None))
+    assert a.seq_group.tolist() == list(range(a.n_sequences)) and not recwarn.list
+
+
 def test_large_random_set_matches_a_direct_count(tmp_path):
     burst = random_burst(3, n_sequences=60)
     a = read_burst(write_burst(tmp_path, burst, frames_at=None))

@@ -1,5 +1,6 @@
 """Content/style configuration, strata, pair sampling, statistics and ``blockident pairs``."""
 
+import warnings
 from collections import Counter
 
 import numpy as np
@@ -9,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from blockident.cli import main
+from blockident.data.burst import SPLITS, read_burst
 from blockident.pairs import stats
 from blockident.pairs.categories import CSV_COLUMNS, PairConfig, build_pairs, select_content
 from blockident.pairs.strata import STRATA, assign_strata
@@ -123,8 +125,116 @@ def test_strata_are_deterministic_disjoint_by_video_and_follow_the_weights():
     assert np.allclose(frames, [0.5, 1 / 6, 1 / 6, 1 / 6], atol=0.03)
     only = assign_strata(a, weights=(0, 0, 1, 0))
     assert (only == 2).all()
+    by_k = [build_pairs(a, PairConfig(k=k, n=n)).sequence_stratum for k, n in ((1, (1,)),
+                                                                               (5, (2, 3)))]
+    assert np.array_equal(by_k[0], s0) and np.array_equal(by_k[1], s0)
     with pytest.raises(ValueError, match="non-negative"):
         assign_strata(a, weights=(1, -1, 1, 1))
+
+
+def with_copies(burst, copies):
+    """``burst`` with its first ``copies`` train videos listed again in val under new ids."""
+    again = [Seq(9000 + i, seq.tracks, seq.frames, seq.dataset, seq.seq_name)
+             for i, seq in enumerate(burst.splits["train"][:copies])]
+    return Burst(splits={**burst.splits, "val": burst.splits["val"] + again},
+                 categories=burst.categories)
+
+
+def single_category_burst(seed, n_sequences):
+    """Videos that each show one category (1-3 tracks of it, frames may be empty)."""
+    rng = np.random.default_rng(seed)
+    splits = {s: [] for s in SPLITS}
+    for i in range(n_sequences):
+        category = int(rng.choice([1, 2, 3, 4, 5, 6, 7, 8], p=[.3, .2, .15, .1, .1, .05, .05, .05]))
+        tracks = {t: category for t in range(1, int(rng.integers(1, 4)) + 1)}
+        frames = [sorted(rng.choice(list(tracks), int(rng.integers(0, len(tracks) + 1)),
+                                    replace=False).tolist()) for _ in range(rng.integers(1, 6))]
+        splits[SPLITS[i % 3]].append(Seq(10 + i, tracks, frames))
+    return Burst(splits=splits)
+
+
+def quietly_parsed(burst):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # duplicate videos
+        return parsed(burst)
+
+
+def category_strata(a, strata):
+    """Observed category -> set of strata of the duplicate groups showing it, and group counts."""
+    groups = a.seq_group[a.frame_seq[a.entry_frame]]
+    pairs = set(zip(a.category.tolist(), groups.tolist(), strict=True))
+    found, videos = {}, Counter()
+    for category, group in pairs:
+        found.setdefault(category, set()).add(int(strata[group]))
+        videos[category] += 1
+    return found, videos
+
+
+WEIGHT = st.sampled_from([0.0, 0.5, 1.0, 3.0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), n_sequences=st.integers(0, 40), copies=st.integers(0, 4),
+       weights=st.tuples(WEIGHT, WEIGHT.filter(bool), WEIGHT.filter(bool), WEIGHT),
+       strata_seed=st.integers(0, 3))
+def test_categories_in_two_videos_reach_both_readout_strata(seed, n_sequences, copies, weights,
+                                                            strata_seed):
+    # guaranteed when no video shows two categories (see the limit in pairs.strata)
+    a = quietly_parsed(with_copies(single_category_burst(seed, n_sequences), copies))
+    strata = assign_strata(a, weights, strata_seed)
+    found, videos = category_strata(a, strata)
+    for category, where in found.items():
+        if videos[category] >= 2:
+            assert {1, 2} <= where, (category, where)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), n_sequences=st.integers(0, 40), copies=st.integers(0, 4),
+       weights=st.tuples(WEIGHT, WEIGHT, WEIGHT, WEIGHT).filter(any),
+       strata_seed=st.integers(0, 3))
+def test_strata_keep_duplicates_together_skip_zero_weights_and_are_deterministic(
+        seed, n_sequences, copies, weights, strata_seed):
+    burst = with_copies(random_burst(seed, n_sequences=n_sequences, n_categories=12), copies)
+    a = quietly_parsed(burst)
+    strata = assign_strata(a, weights, strata_seed)
+    assert strata.shape == (a.n_sequences,) and set(strata.tolist()) <= {
+        j for j, w in enumerate(weights) if w > 0}
+    assert np.array_equal(strata, strata[a.seq_group])  # every copy with its first copy
+    assert np.array_equal(strata, assign_strata(quietly_parsed(burst), weights, strata_seed))
+
+
+def test_rare_categories_go_first_to_the_readouts_then_to_the_encoder():
+    # category 5 in two videos, 6 in three, 7 in ten; videos 30 and 31 show nothing
+    seqs = ([Seq(i, {1: 5}, [[1]] * 2) for i in (1, 2)] + [Seq(i, {1: 6}, [[1]]) for i in (3, 4, 5)]
+            + [Seq(i, {1: 7}, [[1]] * 3) for i in range(10, 20)] + [Seq(30, {}, [[]] * 4),
+                                                                   Seq(31, {}, [[]])])
+    a = parsed(Burst(splits={"train": seqs}))
+    for seed in range(5):
+        strata = dict(zip(a.seq_id.tolist(), assign_strata(a, seed=seed).tolist(), strict=True))
+        assert sorted(strata[i] for i in (1, 2)) == [1, 2]
+        assert sorted(strata[i] for i in (3, 4, 5)) == [0, 1, 2]
+        assert {strata[i] for i in range(10, 20)} == {0, 1, 2, 3}
+    # without readout strata, a rare category goes to encoder_train first, then by need
+    strata = dict(zip(a.seq_id.tolist(), assign_strata(a, weights=(1, 0, 0, 1)).tolist(),
+                      strict=True))
+    assert sorted(strata[i] for i in (1, 2)) == [0, 3] and set(strata.values()) == {0, 3}
+
+
+def test_duplicate_video_warns_naming_both_copies_and_shares_a_stratum(tmp_path):
+    burst = random_burst(9, n_sequences=30)
+    first = burst.splits["train"][2]
+    copy = Seq(999, first.tracks, first.frames, first.dataset, first.seq_name)
+    data = write_burst(tmp_path, Burst(splits={**burst.splits, "test": [*burst.splits["test"],
+                                                                       copy]}), frames_at=None)
+    with pytest.warns(UserWarning, match="duplicate video") as caught:
+        a = read_burst(data)
+    (message,) = [str(w.message) for w in caught]
+    assert f"train.json: sequence id={first.id} ({first.seq_name})" in message
+    assert f"test.json: sequence id=999 ({first.seq_name})" in message
+    pair = np.flatnonzero(np.isin(a.seq_id, [first.id, 999]))
+    for seed in range(20):
+        stratum = build_pairs(a, PairConfig(k=3, seed=seed)).sequence_stratum[pair]
+        assert stratum[0] == stratum[1]
 
 
 def test_strata_and_pairs_do_not_depend_on_file_order():

@@ -10,11 +10,16 @@ sequences by id within a split, frames in ``annotated_image_paths`` order. Frame
 segmentation entry is empty stay (no objects). The categories present in a frame, with their
 instance counts (number of masks), are stored in CSR form: the entries of frame ``f`` are
 ``offsets[f]:offsets[f + 1]``, sorted by category id.
+
+A video listed twice (under another id or in another split file) is detected by its sequence of
+frame paths below the split folder (``<dataset>/<seq_name>/<image>``): both copies stay in the
+table, a warning names them, and ``seq_group`` ties them together.
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +44,8 @@ class BurstFormatError(ValueError):
 class BurstAnnotations:
     """All annotated frames of the BURST splits found in ``data_dir``.
 
-    Sequences (S): ``seq_split``, ``seq_dataset``, ``seq_name`` (str arrays), ``seq_id`` (int64).
+    Sequences (S): ``seq_split``, ``seq_dataset``, ``seq_name`` (str arrays), ``seq_id`` (int64),
+    ``seq_group`` (int64): index of the first sequence with the same frames (itself when unique).
     Frames (F): ``frame_seq`` (int64 index into the sequences), ``frame_path`` (object array of
     paths relative to the images root, ``<split>/<dataset>/<seq_name>/<image>``).
     Entries (E): ``category`` and ``count`` (int64); frame ``f`` owns entries
@@ -53,6 +59,7 @@ class BurstAnnotations:
     seq_dataset: np.ndarray
     seq_id: np.ndarray
     seq_name: np.ndarray
+    seq_group: np.ndarray
     frame_seq: np.ndarray
     frame_path: np.ndarray
     offsets: np.ndarray
@@ -150,8 +157,9 @@ def read_categories(path: Path) -> dict[int, str]:
 def parse_burst(docs: Iterable[tuple[str, dict, str]],
                 categories: dict[int, str]) -> BurstAnnotations:
     """Build the frame table from loaded split documents: (split, document, file name) in
-    :data:`SPLITS` order, each split at most once."""
-    seq_cols: dict[str, list] = {"split": [], "dataset": [], "id": [], "name": []}
+    :data:`SPLITS` order, each split at most once. Warns about duplicate videos."""
+    seq_cols: dict[str, list] = {"split": [], "dataset": [], "id": [], "name": [], "group": []}
+    first_copy: dict[tuple, tuple[int, str]] = {}  # frames -> (first sequence index, where)
     frame_seq: list[int] = []
     frame_path: list[str] = []
     masks_per_frame: list[int] = []
@@ -171,8 +179,14 @@ def parse_burst(docs: Iterable[tuple[str, dict, str]],
             images, segmentations = seq["annotated_image_paths"], seq["segmentations"]
             prefix = f"{split}/{seq['dataset']}/{seq['seq_name']}/"
             seq_index = len(seq_cols["id"])
-            for col, value in zip(seq_cols, (split, seq["dataset"], seq["id"], seq["seq_name"]),
-                                  strict=True):
+            frames_key = (seq["dataset"], seq["seq_name"], *map(str, images))
+            group, first = first_copy.setdefault(frames_key, (seq_index, where))
+            if group != seq_index:
+                warnings.warn(f"duplicate video: {where} has the same annotated frames as "
+                              f"{first}; both copies stay and go to one stratum (seq_group)",
+                              stacklevel=2)
+            for col, value in zip(seq_cols, (split, seq["dataset"], seq["id"], seq["seq_name"],
+                                             group), strict=True):
                 seq_cols[col].append(value)
             frame_seq.extend([seq_index] * len(images))
             frame_path.extend(prefix + str(image) for image in images)
@@ -197,6 +211,7 @@ def parse_burst(docs: Iterable[tuple[str, dict, str]],
         seq_dataset=np.asarray(seq_cols["dataset"], dtype=str),
         seq_id=np.asarray(seq_cols["id"], dtype=np.int64),
         seq_name=np.asarray(seq_cols["name"], dtype=str),
+        seq_group=np.asarray(seq_cols["group"], dtype=np.int64),
         frame_seq=np.asarray(frame_seq, dtype=np.int64),
         frame_path=np.asarray(frame_path, dtype=object),
         offsets=offsets, category=category, count=count,
