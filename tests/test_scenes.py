@@ -213,6 +213,8 @@ def test_prepare_scenes_command(tmp_path, capsys):
     (["--size", "8"], "size must be >= 16"),
     (["--categories", "300"], "categories must be in 1..256"),
     (["--frames", "two"], "invalid int value"),
+    (["--min-visible", "1.5"], "min_visible must be in [0, 1)"),
+    (["--object-size", "0.5", "0.2"], "object_size must be (low, high)"),
 ])
 def test_prepare_scenes_rejects_bad_arguments(tmp_path, capsys, option, message):
     with pytest.raises(SystemExit) as exit_info:
@@ -228,3 +230,20 @@ def test_config_validation():
         SceneConfig(object_size=(0.5, 0.2))
     with pytest.raises(ValueError, match="seed"):
         SceneConfig(seed=-1)
+
+
+def test_tracks_smaller_than_min_visible_are_not_annotated():
+    config = SceneConfig(videos=1, frames=12, size=32, seed=2, min_tracks=4, max_tracks=4,
+                         object_size=(0.1, 0.5))
+    strict = replace(config, min_visible=0.05)
+    video, strict_video = sample_video(config, 0), sample_video(strict, 0)
+    dropped = 0
+    for t in range(config.frames):
+        image, masks = render_frame(video, t)
+        strict_image, strict_masks = render_frame(strict_video, t)
+        assert np.array_equal(image, strict_image)  # the same pixels, fewer annotations
+        assert all(m.sum() >= 0.05 * 32 * 32 for m in strict_masks.values())
+        assert {k: m for k, m in masks.items() if m.sum() >= 0.05 * 32 * 32}.keys() \
+            == strict_masks.keys()
+        dropped += len(masks) - len(strict_masks)
+    assert dropped > 0

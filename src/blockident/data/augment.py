@@ -21,14 +21,16 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class Augment(nn.Module):
     """uint8 (B, 3, H, W) -> float (B, 3, size, size).
 
-    ``jitter``: brightness/contrast/saturation strength (hue = jitter / 4), applied with p = 0.8;
+    ``jitter``: brightness/contrast/saturation strength, ``hue``: hue shift (default jitter / 4;
+    0 keeps colours recognisable), applied together with p = 0.8;
     0 disables it. ``resized_crop``: (min, max) area scale of a random resized crop, or None for
     a plain resize. ``normalize``: subtract the ImageNet mean and divide by its std, else the
     output stays in [0, 1].
     """
 
-    def __init__(self, size: int, *, jitter: float = 0.4, flip: bool = True,
-                 resized_crop: tuple[float, float] | None = None, normalize: bool = True):
+    def __init__(self, size: int, *, jitter: float = 0.4, hue: float | None = None,
+                 flip: bool = True, resized_crop: tuple[float, float] | None = None,
+                 normalize: bool = True):
         super().__init__()
         self.size = size
         self.normalize = normalize
@@ -38,7 +40,8 @@ class Augment(nn.Module):
         if flip:
             ops.append(K.RandomHorizontalFlip(p=0.5))
         if jitter > 0:
-            ops.append(K.ColorJitter(jitter, jitter, jitter, jitter / 4, p=0.8))
+            hue = jitter / 4 if hue is None else hue
+            ops.append(K.ColorJitter(jitter, jitter, jitter, hue, p=0.8))
         self.random = nn.Sequential(*ops)
         self.crops = resized_crop is not None
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), False)

@@ -63,7 +63,8 @@ class SceneConfig:
 
     ``categories`` categories with Zipf exponent ``zipf``; ``min_tracks``..``max_tracks`` tracks
     per video (count ``n`` drawn with probability proportional to ``1 / (n - min_tracks + 1)``);
-    object diameter uniform in ``object_size`` (fractions of the side).
+    object diameter uniform in ``object_size`` (fractions of the side); a track is annotated in
+    a frame where it covers at least ``min_visible`` of the frame (and at least one pixel).
     """
 
     videos: int = 300
@@ -76,6 +77,7 @@ class SceneConfig:
     max_tracks: int = 4
     object_size: tuple[float, float] = (0.2, 0.4)
     jpeg_quality: int = 90
+    min_visible: float = 0.0
 
     def __post_init__(self):
         object.__setattr__(self, "object_size", tuple(float(v) for v in self.object_size))
@@ -93,6 +95,7 @@ class SceneConfig:
             (len(self.object_size) == 2 and 0 < self.object_size[0] <= self.object_size[1] <= 1,
              f"object_size must be (low, high) with 0 < low <= high <= 1, got "
              f"{self.object_size}"),
+            (0 <= self.min_visible < 1, f"min_visible must be in [0, 1), got {self.min_visible}"),
             (1 <= self.jpeg_quality <= 100,
              f"jpeg_quality must be in 1..100, got {self.jpeg_quality}"),
         ]
@@ -256,7 +259,8 @@ def sample_video(config: SceneConfig, index: int) -> Video:
 
 def render_frame(video: Video, t: int) -> tuple[np.ndarray, dict[int, np.ndarray]]:
     """Frame ``t`` of ``video``: the image (S, S, 3) uint8 and the visible mask (S, S) bool of
-    every track with at least one visible pixel, by track id (ascending)."""
+    every track covering at least ``min_visible`` of the frame (at least one pixel), by track id
+    (ascending)."""
     size = video.config.size
     rng = np.random.default_rng(np.random.SeedSequence([video.config.seed, video.index],
                                                        spawn_key=(t,)))
@@ -277,7 +281,9 @@ def render_frame(video: Video, t: int) -> tuple[np.ndarray, dict[int, np.ndarray
         label[inside] = track.id
     gain = video.lighting * (1 + rng.normal(0, 0.02))
     image = image * gain + rng.normal(0, 3, size=image.shape)
-    masks = {int(i): label == i for i in np.unique(label[label > 0])}
+    least = max(1, int(np.ceil(video.config.min_visible * size * size)))
+    ids, counts = np.unique(label[label > 0], return_counts=True)
+    masks = {int(i): label == i for i, n in zip(ids, counts, strict=True) if n >= least}
     return np.clip(np.rint(image), 0, 255).astype(np.uint8), masks
 
 
@@ -479,27 +485,32 @@ def category_summary(annotations: BurstAnnotations, top: int = 6) -> str:
     return "\n".join(lines)
 
 
+OPTIONS = {  # SceneConfig field: (type, help) of `blockident prepare scenes --field`
+    "videos": (int, "number of videos"), "frames": (int, "frames per video"),
+    "size": (int, "frame side in pixels"), "seed": (int, "random seed (>= 0)"),
+    "categories": (int, "number of categories"),
+    "zipf": (float, "Zipf exponent of the category frequencies"),
+    "min_tracks": (int, "fewest tracks in one video"),
+    "max_tracks": (int, "most tracks in one video"),
+    "object_size": (float, "object diameter range, fractions of the side"),
+    "min_visible": (float, "smallest annotated visible area, a fraction of the frame"),
+    "jpeg_quality": (int, "JPEG quality"),
+}
+
+
 def main(argv: list[str]) -> int:
     defaults = SceneConfig()
     parser = argparse.ArgumentParser(
         prog="blockident prepare scenes", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out_dir", type=Path, help="folder for the generated data set")
-    parser.add_argument("--videos", type=int, default=defaults.videos, help="number of videos")
-    parser.add_argument("--frames", type=int, default=defaults.frames, help="frames per video")
-    parser.add_argument("--size", type=int, default=defaults.size, help="frame side in pixels")
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed (>= 0)")
-    parser.add_argument("--categories", type=int, default=defaults.categories,
-                        help="number of categories")
-    parser.add_argument("--zipf", type=float, default=defaults.zipf,
-                        help="Zipf exponent of the category frequencies")
-    parser.add_argument("--max-tracks", type=int, default=defaults.max_tracks,
-                        help="most tracks in one video")
+    for option, (kind, text) in OPTIONS.items():
+        parser.add_argument(f"--{option.replace('_', '-')}", type=kind,
+                            nargs=2 if option == "object_size" else None,
+                            default=getattr(defaults, option), help=f"{text} (%(default)s)")
     args = parser.parse_args(argv)
     try:
-        config = SceneConfig(videos=args.videos, frames=args.frames, size=args.size,
-                             seed=args.seed, categories=args.categories, zipf=args.zipf,
-                             max_tracks=args.max_tracks)
+        config = SceneConfig(**{option: getattr(args, option) for option in OPTIONS})
     except ValueError as error:
         parser.error(str(error))
     start = time.perf_counter()
