@@ -16,7 +16,7 @@ TINY = [
     "model.hidden_size=16", "model.encoding_size=8", "readout.mlp.max_epochs=3",
     "trainer.enable_progress_bar=false", "trainer.log_every_n_steps=1",
     "trainer.val_check_interval=2", "checkpoint_every=2", "trainer.max_steps=4",
-    "pairs.k=3", "pairs.n=[1,2]", "readout.min_positives=1", "readout.min_videos=1",
+    "pairs.k=3", "pairs.n=[1,2]", "readout.min_positives=0", "readout.min_videos=0",
 ]
 
 
@@ -80,7 +80,9 @@ def test_evaluate_a_checkpoint_content_only_with_augmented_copies(trained, burst
                  "readout.augment=1", "readout.baseline=false"]) == 0
     out = trained / "evaluations" / "step_2"
     results = pd.read_csv(out / "results.csv")
-    assert set(results.kind) == {"content"} and set(results.encoding) == {"frames"}
+    assert set(results.kind) == {"content"}
+    assert set(results.encoding) == {"frames", "supervised:frames"}  # the saved control, reused
+    assert "identified_share" in set(results.metric)
     encodings = np.load(out / "encodings_train.npz")["frames"]
     data = RealWorldData(str(burst), PAIRS, size=16)
     data.prepare()
@@ -90,9 +92,10 @@ def test_evaluate_a_checkpoint_content_only_with_augmented_copies(trained, burst
 def test_untrained_baseline_run_trains_nothing(burst, tmp_path):
     run_dir = tmp_path / "untrained"
     assert main(["run", *TINY, f"data.root={burst}", f"run_dir={run_dir}",
-                 "model.untrained=true", "readout.baseline=false"]) == 0
+                 "model.untrained=true", "readout.baseline=false", "readout.control=none"]) == 0
     assert {p.name for p in (run_dir / "checkpoints").iterdir()} == {"step=0.ckpt"}
     assert (pd.read_csv(run_dir / "results.csv").encoding == "frames").all()
+    assert not (run_dir / "control").exists()
 
 
 def test_bad_image_stops_the_run_unless_skipped(tmp_path, capsys):
@@ -117,3 +120,45 @@ def test_changed_pairs_are_detected_when_evaluating(burst, tmp_path):
     other = RealWorldData(str(burst), {**PAIRS, "k": 2}, size=16)
     with pytest.raises(ValueError, match="differ"):
         other.load_state(tmp_path)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("pairs.k=1000", "no style is left to test"),
+    ("pairs.n=[9]", "no pairs in encoder_train"),
+])
+def test_a_run_without_style_or_pairs_fails_before_writing_anything(burst, tmp_path, capsys,
+                                                                     override, message):
+    run_dir = tmp_path / "run"
+    with pytest.raises(SystemExit):
+        main(["run", *TINY, f"data.root={burst}", f"run_dir={run_dir}", override])
+    assert message in capsys.readouterr().err
+    assert not run_dir.exists()
+
+
+def test_categories_without_enough_readout_positives_are_left_out(burst, capsys):
+    data = RealWorldData(str(burst), PAIRS, size=16, min_positives=10**6)
+    splits = data.readout_data()
+    assert "left out of the readouts" in capsys.readouterr().out
+    every = set(data.category_names("content")) | set(data.category_names("style"))
+    assert set(splits["test"].excluded) == every and not splits["test"].tasks
+    assert "frames in" in next(iter(splits["test"].excluded.values()))
+    everything = RealWorldData(str(burst), PAIRS, size=16, min_positives=0,
+                               min_videos=0).readout_data()
+    assert {t.factor for t in everything["test"].tasks} == every
+    kept = RealWorldData(str(burst), PAIRS, size=16, min_positives=1, min_videos=1).readout_data()
+    on_both_sides = {n for n in every if all(s.factors[n].sum() > 0 for s in everything.values())}
+    assert 0 < len(on_both_sides) < len(every)
+    assert {t.factor for t in kept["train"].tasks} == on_both_sides
+    assert set(kept["train"].excluded) == every - on_both_sides
+
+
+def test_control_data_labels_the_encoder_training_frames(burst):
+    data = RealWorldData(str(burst), PAIRS, size=16)
+    control = data.control_data()
+    rows = data.stratum_pairs("encoder_train").reshape(-1)
+    assert len(control.inputs["frames"][1]) == len(rows)
+    frames = np.flatnonzero(data.row >= 0)[rows]
+    content = data.pairs.multi_hot(frames, "content")
+    for i, name in enumerate(data.category_names("content")):
+        assert np.array_equal(control.factors[name], content[:, i])
+    assert {t.factor for t in control.tasks} == set(control.kinds)
