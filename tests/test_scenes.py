@@ -5,6 +5,7 @@ from dataclasses import replace
 from itertools import combinations
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -247,3 +248,19 @@ def test_tracks_smaller_than_min_visible_are_not_annotated():
             == strict_masks.keys()
         dropped += len(masks) - len(strict_masks)
     assert dropped > 0
+
+
+def test_a_short_scenes_run_identifies_content_not_style(tmp_path):
+    """A few seconds of training already move content above the untrained network and above
+    style (mean balanced accuracy of the multi-label MLP readout)."""
+    run_dir = tmp_path / "run"
+    assert main(["run", "experiment=scenes", f"data.root={tmp_path / 'scenes'}",
+                 f"run_dir={run_dir}", "data.generate.videos=400", "data.generate.frames=4",
+                 "data.generate.size=32", "data.size=32", "data.generate.categories=8",
+                 "pairs.k=4", "data.batch_size=64", "trainer.max_steps=150",
+                 "trainer.val_check_interval=50", "checkpoint_every=150", "readout.every=null",
+                 "readout.control=none", "trainer.enable_progress_bar=false"]) == 0
+    summary = pd.read_csv(run_dir / "summary.csv").set_index("kind")
+    content, style = summary.loc["content"], summary.loc["style"]
+    assert content["trained"] > content["untrained"] + 0.05
+    assert content["trained"] > style["trained"] + 0.05
