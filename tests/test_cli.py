@@ -47,12 +47,21 @@ def test_run_directory_holds_everything_to_understand_the_run(trained):
 def test_results_table_has_the_stable_schema(trained):
     results = pd.read_csv(trained / "results.csv")
     assert list(results.columns) == ["encoding", "factor", "kind", "readout", "metric", "value"]
-    assert set(results.encoding) == {"view1", "view2"}
+    assert set(results.encoding) == {"view1", "view2", "supervised:view1", "supervised:view2"}
     assert set(results.readout) == {"linear", "kernel_ridge", "mlp"}
     kinds = dict(zip(results.factor, results.kind, strict=False))
     assert kinds == {"c": "content", "s": "style", "s~": "style", "m1": "modality",
                      "m2": "modality", "c'": "content"}
-    assert len(results) == 2 * 6 * 3 and results.value.notna().all()
+    r2 = results[results.metric == "r2"]
+    assert len(r2) == 2 * 2 * 6 * 3 and r2.value.notna().all()  # trained and control
+    shares = results[results.metric == "identified_share"]
+    assert len(shares) == 2 * 6 * 3 and set(shares.encoding) == {"view1", "view2"}
+    # one control encoder per kind (the 2-d encoding cannot hold every factor)
+    assert {p.name for p in (trained / "control").iterdir()} == {
+        "content.pt", "style.pt", "modality.pt"}
+    summary = pd.read_csv(trained / "summary.csv")
+    assert set(summary.kind) == {"content", "style", "modality"}
+    assert {"trained", "supervised", "identified_share", "unreadable"} <= set(summary.columns)
 
 
 def test_evaluate_a_chosen_checkpoint(trained, capsys):

@@ -177,9 +177,11 @@ def test_experiment_runs_end_to_end(root, tmp_path):
     assert config.info.name == "imgtxt" and config.loss.sim == "cosine"
     assert (run_dir / VOCAB_FILE).exists() and (run_dir / "checkpoints" / "step=2.ckpt").exists()
     results = pd.read_csv(run_dir / "results.csv")
-    assert set(results.encoding) == {"image", "text"}
+    assert set(results.encoding) == {"image", "text", "supervised:image", "supervised:text"}
     assert set(results.factor) == {f.key for f in readout_factors()}
-    assert len(results) == 2 * len(readout_factors())  # one readout per factor and encoding
+    # one readout per factor and encoding, trained and control, and the identified share
+    assert len(results) == 3 * 2 * len(readout_factors())
+    assert (results.metric == "identified_share").sum() == 2 * len(readout_factors())
     metric = results.drop_duplicates("factor").set_index("factor")["metric"]
     assert metric["image.object_shape"] == "accuracy" and metric["text.text_phrasing"] == "accuracy"
     assert metric["image.object_alpharot"] == "r2"
@@ -189,4 +191,4 @@ def test_experiment_runs_end_to_end(root, tmp_path):
     # evaluating again reads the saved vocabulary (a different min_freq would change it)
     assert main(["evaluate", f"run_dir={run_dir}", "data.min_freq=1000"]) == 0
     again = pd.read_csv(run_dir / "evaluations" / "step_2" / "results.csv")
-    assert again.value.tolist() == pytest.approx(results.value.tolist())
+    assert again.value.tolist() == pytest.approx(results.value.tolist(), nan_ok=True)

@@ -62,8 +62,9 @@ def identified_share_rows(table: pd.DataFrame, chance: dict[str, tuple[str, floa
     if control is None:
         return []
     keys = ["base", "factor", "readout"]
-    wide = rows.pivot_table(index=keys, columns="role", values="value", dropna=False)
-    wide = wide.join(rows.drop_duplicates(keys).set_index(keys)[["kind", "chance"]])
+    wide = rows.pivot_table(index=keys, columns="role", values="value")
+    wide = wide.reindex(columns=["trained", control]).join(
+        rows.drop_duplicates(keys).set_index(keys)[["kind", "chance"]])
     readable = _normalised(wide[control], wide["chance"]) >= margin
     share = (wide["trained"] - wide["chance"]) / (wide[control] - wide["chance"])
     share = share.where(readable)
@@ -81,9 +82,11 @@ def kind_summary(table: pd.DataFrame, chance: dict[str, tuple[str, float]],
     rows = _headline(table, chance)
     control = _control_role(rows["role"])
     keys = ["base", "factor", "readout", "metric"]
-    wide = rows.pivot_table(index=keys, columns="role", values="value", dropna=False)
-    wide = wide.join(rows.drop_duplicates(keys).set_index(keys)[["kind", "chance"]])
-    wide = wide[wide["trained"].notna()] if "trained" in wide else wide.iloc[:0]
+    wide = rows.pivot_table(index=keys, columns="role", values="value")
+    roles = ["trained", "untrained", *([control] if control else [])]
+    wide = wide.reindex(columns=roles).join(
+        rows.drop_duplicates(keys).set_index(keys)[["kind", "chance"]])
+    wide = wide[wide["trained"].notna()]
     readable = (_normalised(wide[control], wide["chance"]) >= margin if control
                 else pd.Series(True, index=wide.index))
     out = []
@@ -92,9 +95,8 @@ def kind_summary(table: pd.DataFrame, chance: dict[str, tuple[str, float]],
              wide.index.get_level_values("metric"), "kind"], sort=False):
         ok = part[readable.loc[part.index]]
         row = {"encoding": base, "readout": readout, "metric": metric, "kind": kind}
-        for role in ("trained", "untrained", control):
-            if role and role in ok:
-                row[role] = ok[role].mean()
+        for role in roles:
+            row[role] = ok[role].mean()
         if control:
             gap = ok[control].mean() - ok["chance"].mean()
             row["identified_share"] = (ok["trained"].mean() - ok["chance"].mean()) / gap
@@ -109,4 +111,5 @@ def kind_summary(table: pd.DataFrame, chance: dict[str, tuple[str, float]],
         return summary
     summary["_order"] = summary["kind"].map(order).fillna(len(order))
     summary = summary.sort_values(["encoding", "readout", "metric", "_order"], kind="stable")
-    return summary.drop(columns="_order").reset_index(drop=True)
+    summary = summary.drop(columns="_order").reset_index(drop=True)
+    return summary.dropna(axis=1, how="all")  # no untrained column without a baseline
