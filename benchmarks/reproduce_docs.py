@@ -1,11 +1,11 @@
-"""Regenerate the result tables of README.md and docs/scenes.md from fresh runs.
+"""Regenerate the result tables of README.md, docs/scenes.md and docs/numerical.md.
 
-    python benchmarks/reproduce_docs.py [--seeds 0 1 2] [--out runs/reproduce]
+    python benchmarks/reproduce_docs.py [--seeds 0 1 2] [--out runs/reproduce] [--numerical]
 
-Runs the default experiment (``blockident run``, as ``make run`` does) once per seed, then
-rewrites the text between ``<!-- reproduce:NAME -->`` and ``<!-- /reproduce:NAME -->`` in
-README.md and docs/scenes.md with tables built from the runs' ``summary.csv`` and
-``results.csv``, each saying which command and seeds produced it.
+Runs the default experiment (``blockident run``, as ``make run`` does) once per seed, and with
+``--numerical`` also ``blockident run experiment=numerical``, then rewrites the text between
+``<!-- reproduce:NAME -->`` and ``<!-- /reproduce:NAME -->`` with tables built from the runs'
+``summary.csv`` and ``results.csv``, each saying which command and seeds produced it.
 """
 
 from __future__ import annotations
@@ -24,13 +24,14 @@ from scipy import stats
 ROOT = Path(__file__).resolve().parents[1]
 ROLES = {"trained": "trained encoder", "untrained": "untrained (same network, step 0)",
          "supervised": "supervised control (same network trained on the labels)",
+         "oracle": "oracle control (the true latents)",
          "identified_share": "identified share (trained - chance) / (control - chance)"}
 
 
-def run(seed: int, out: Path) -> tuple[Path, float]:
+def run(seed: int, out: Path, *overrides: str) -> tuple[Path, float]:
     run_dir = out / f"seed{seed}"
-    command = [str(Path(sys.executable).parent / "blockident"), "run", f"seed={seed}",
-               f"run_dir={run_dir}"]
+    command = [str(Path(sys.executable).parent / "blockident"), "run", *overrides,
+               f"seed={seed}", f"run_dir={run_dir}"]
     print("$", " ".join(command), flush=True)
     start = time.perf_counter()
     subprocess.run(command, check=True, cwd=ROOT)
@@ -45,24 +46,26 @@ def _mean_ci(values: pd.Series) -> str:
     return f"{values.mean():.3f} ± {half:.3f}"
 
 
-def headline(summaries: list[pd.DataFrame], seeds: list[int]) -> str:
-    """Rows trained / untrained / control / identified share x columns content / style."""
+def headline(summaries: list[pd.DataFrame], seeds: list[int], command: str,
+             encoding: str = "frames", readout: str = "mlp",
+             metric: str = "mean balanced accuracy (chance 0.5)") -> str:
+    """Rows trained / untrained / control / identified share x a column per kind."""
     runs = pd.concat([s.assign(seed=seed) for s, seed in zip(summaries, seeds, strict=True)])
-    runs = runs[(runs.encoding == "frames") & (runs.readout == "mlp")]
-    kinds = [k for k in ("content", "style") if k in set(runs.kind)]
+    runs = runs[(runs.encoding == encoding) & (runs.readout == readout)]
+    kinds = [k for k in ("content", "style", "modality") if k in set(runs.kind)]
     counts = {k: runs[runs.kind == k]["factors"] for k in kinds}
     header = " | ".join(f"{k} ({int(counts[k].min())}" + (
         f"-{int(counts[k].max())}" if counts[k].max() != counts[k].min() else "")
-        + " categories)" for k in kinds)
-    lines = [f"| mean balanced accuracy (chance 0.5) | {header} |",
-             "|---|" + "---|" * len(kinds)]
+        + " factors)" for k in kinds)
+    lines = [f"| {metric} | {header} |", "|---|" + "---|" * len(kinds)]
     for role, label in ROLES.items():
-        cells = [_mean_ci(runs[runs.kind == k][role]) for k in kinds]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        if role in runs:
+            cells = [_mean_ci(runs[runs.kind == k][role]) for k in kinds]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
     what = f"seed {seeds[0]}" if len(seeds) == 1 else (
         f"seeds {', '.join(map(str, seeds))}: mean ± 95 % t-interval")
-    return "\n".join(lines) + f"\n\n`blockident run seed=S` ({what}); " \
-        "readable categories only (control at least 0.6), `benchmarks/reproduce_docs.py`.\n"
+    return "\n".join(lines) + f"\n\n`{command}` ({what}; encoding `{encoding}`, readout " \
+        f"`{readout}`); readable factors only; `benchmarks/reproduce_docs.py`.\n"
 
 
 def categories(tables: list[pd.DataFrame], seeds: list[int]) -> str:
@@ -94,27 +97,37 @@ def replace_block(path: Path, name: str, text: str) -> None:
     path.write_text(pattern.sub(lambda m: m.group(1) + text + m.group(2), old))
 
 
+def _runs(seeds: list[int], out: Path, reuse: bool, *overrides: str) -> list[Path]:
+    for seed in seeds:
+        if not (reuse and (out / f"seed{seed}" / "summary.csv").exists()):
+            print(f"seed {seed}: blockident run took {run(seed, out, *overrides)[1]:.0f} s")
+    return [out / f"seed{seed}" for seed in seeds]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "reproduce")
+    parser.add_argument("--numerical", action="store_true",
+                        help="also run and document the numerical experiment")
     parser.add_argument("--reuse", action="store_true",
                         help="use runs already in --out instead of running them again")
     args = parser.parse_args(argv)
-    walls = {}
-    for seed in args.seeds:
-        if not (args.reuse and (args.out / f"seed{seed}" / "summary.csv").exists()):
-            walls[seed] = run(seed, args.out)[1]
-    dirs = [args.out / f"seed{seed}" for seed in args.seeds]
-    summaries = [pd.read_csv(d / "summary.csv") for d in dirs]
-    tables = [pd.read_csv(d / "results.csv") for d in dirs]
-    table = headline(summaries, args.seeds)
+    dirs = _runs(args.seeds, args.out / "scenes", args.reuse)
+    table = headline([pd.read_csv(d / "summary.csv") for d in dirs], args.seeds,
+                     "blockident run seed=S")
     print(table)
     for path in (ROOT / "README.md", ROOT / "docs" / "scenes.md"):
         replace_block(path, "headline", table)
-    replace_block(ROOT / "docs" / "scenes.md", "categories", categories(tables, args.seeds))
-    for seed, wall in walls.items():
-        print(f"seed {seed}: blockident run took {wall:.0f} s")
+    replace_block(ROOT / "docs" / "scenes.md", "categories",
+                  categories([pd.read_csv(d / "results.csv") for d in dirs], args.seeds))
+    if args.numerical:
+        dirs = _runs(args.seeds, args.out / "numerical", args.reuse, "experiment=numerical")
+        table = headline([pd.read_csv(d / "summary.csv") for d in dirs], args.seeds,
+                         "blockident run experiment=numerical seed=S", "view1",
+                         "kernel_ridge", "mean R² (chance 0)")
+        print(table)
+        replace_block(ROOT / "docs" / "numerical.md", "headline", table)
 
 
 if __name__ == "__main__":
