@@ -127,3 +127,19 @@ def test_readout_data_has_every_group_and_the_permuted_control():
     restored = data.simulation.f1.inverse(x1p)[:, :2]
     assert torch.allclose(restored, torch.as_tensor(train.factors["c'"]), atol=1e-4)
     assert not np.allclose(train.factors["c'"], train.factors["c"])
+
+
+def test_oracle_and_control_data_hold_the_latents_each_view_observes():
+    data = NumericalData(content_dim=2, style_dim=3, modality_dim=1, readout_train=40,
+                         readout_test=30, seed=0)
+    split = data.readout_data()["train"]
+    oracle = split.oracle["view1"]
+    assert oracle.shape == (40, 2 + 3 + 1 + 6)  # c, s, m1 and the observation x1
+    assert np.allclose(oracle[:, :2], split.factors["c"])
+    assert np.allclose(oracle[:, 2:5], split.factors["s"])
+    assert np.allclose(oracle[:, 6:], split.inputs["view1"][1].numpy())
+    assert np.allclose(split.oracle["view2"][:, 2:5], split.factors["s~"])
+    assert np.allclose(split.oracle["view1_permuted"][:, :2], split.factors["c'"])
+    control = data.control_data()
+    assert set(control.factors) == {"c", "s", "s~", "m1", "m2"}
+    assert not np.allclose(control.factors["c"][:30], data.readout_data()["test"].factors["c"])
