@@ -268,7 +268,8 @@ def _summary(table: pd.DataFrame, kinds: pd.DataFrame, excluded: dict[str, str])
     """Means per kind with the identified share, the factors left out, and for factor
     experiments (a few factors) every factor's scores."""
     text = ["per kind, over readable factors (identified share = (trained - chance) / "
-            "(control - chance)):", kinds.round(3).to_string(index=False)]
+            "(control - chance)):",
+            kinds.round(3).to_string(index=False) if len(kinds) else "  no factor was scored"]
     if excluded:
         text.append(f"left out ({len(excluded)}, too few positives):")
         text += [f"  {name}: {why}" for name, why in excluded.items()]
@@ -323,6 +324,7 @@ def _task(cfg: DictConfig, command: str) -> None:
         cfg = load_run_config(run_dir, cfg)
         cfg.resume = str(run_dir) if command != "evaluate" else None
     cfg.run_dir = str(run_dir)
+    control_names(cfg.readout)  # a misspelt control fails before training, not after
     try:
         if command in ("train", "run"):
             train(cfg, run_dir)

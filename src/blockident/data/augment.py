@@ -21,9 +21,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class Augment(nn.Module):
     """uint8 (B, 3, H, W) -> float (B, 3, size, size).
 
-    ``jitter``: brightness/contrast/saturation strength, ``hue``: hue shift (default jitter / 4;
-    0 keeps colours recognisable), applied together with p = 0.8;
-    0 disables it. ``resized_crop``: (min, max) area scale of a random resized crop, or None for
+    ``jitter``: brightness/contrast/saturation strength of the colour jitter (applied with
+    p = 0.8; 0 disables it), ``hue``: its hue shift (default ``jitter / 4``; 0 keeps colours
+    recognisable). ``resized_crop``: (min, max) area scale of a random resized crop, or None for
     a plain resize. ``normalize``: subtract the ImageNet mean and divide by its std, else the
     output stays in [0, 1].
     """
