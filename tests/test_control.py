@@ -136,3 +136,14 @@ def test_chance_levels_follow_the_factor_type():
     assert chance["sign"] == ("balanced_accuracy", 0.5)
     assert chance["which"] == ("accuracy", pytest.approx(1 / 3))
     assert chance["level"] == ("r2", 0.0)
+
+
+def test_a_misspelt_control_fails_before_training(tmp_path, capsys):
+    from blockident.cli import main
+
+    run_dir = tmp_path / "run"
+    with pytest.raises(SystemExit):
+        main(["train", "experiment=numerical", f"run_dir={run_dir}", "readout.control=supervized",
+              "trainer.max_steps=2"])
+    assert "readout.control: unknown ['supervized']" in capsys.readouterr().err
+    assert not run_dir.exists()

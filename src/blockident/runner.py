@@ -324,8 +324,8 @@ def _task(cfg: DictConfig, command: str) -> None:
         cfg = load_run_config(run_dir, cfg)
         cfg.resume = str(run_dir) if command != "evaluate" else None
     cfg.run_dir = str(run_dir)
-    control_names(cfg.readout)  # a misspelt control fails before training, not after
     try:
+        control_names(cfg.readout)  # a misspelt control fails before training, not after
         if command in ("train", "run"):
             train(cfg, run_dir)
     except BaseException:
