@@ -128,3 +128,10 @@ def test_shared_encoder_and_mixing_are_one_module(tmp_path):
                "data.shared_mixing=true", f"run_dir={tmp_path}")
     state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     assert state["encoders.encoder1.0.weight"].equal(state["encoders.encoder2.0.weight"])
+
+
+def test_a_run_shorter_than_the_log_interval_still_writes_its_curve(tmp_path):
+    run_dir = tmp_path / "short"
+    blockident("train", *TINY, f"run_dir={run_dir}", "trainer.max_steps=5",
+               "trainer.log_every_n_steps=25")
+    assert pd.read_csv(run_dir / "metrics.csv")["train/loss"].notna().any()

@@ -194,7 +194,10 @@ def train(cfg: DictConfig, run_dir: Path) -> Path:
     callbacks = [checkpoints, *progress_bar(cfg)]
     if cfg.readout.get("every"):
         callbacks.append(ReadoutCallback(data, cfg.readout, cfg.readout.every))
-    trainer = L.Trainer(**cfg.trainer, default_root_dir=run_dir, callbacks=callbacks,
+    options = dict(cfg.trainer)  # a run shorter than the log interval still logs its curve
+    options["log_every_n_steps"] = max(1, min(options.get("log_every_n_steps", 50),
+                                              cfg.trainer.max_steps))
+    trainer = L.Trainer(**options, default_root_dir=run_dir, callbacks=callbacks,
                         logger=build_loggers(cfg, run_dir))
     earlier = _read_metrics(run_dir) if resuming else None  # the CSV logger starts afresh
     trainer.fit(module, datamodule=data, ckpt_path=last if resuming else None)
