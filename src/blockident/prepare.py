@@ -10,6 +10,10 @@ SOURCES = {
     "burst": ("blockident.data.burst_prepare", "main", "list/delete frames no annotation uses"),
     "scenes": ("blockident.data.scenes", "main", "generate videos with BURST annotations"),
     "imgtxt": ("blockident.data.imgtxt_generate", "main", "generate Multimodal3DIdent-like pairs"),
+    "dsprites": ("blockident.data.dsprites.generate", "main",
+                 "generate a dSprites stand-in (the official npz layout)"),
+    "3dident": ("blockident.data.threedident.generate", "main",
+                "generate a 3DIdent stand-in (the cl-ica layout)"),
 }
 
 

@@ -1,0 +1,1 @@
+"""3DIdent: the public cl-ica layout and a generated stand-in in it."""
