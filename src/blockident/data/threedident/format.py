@@ -104,10 +104,6 @@ def read_3dident(root: str | Path, split: str | None = None,
     folder = split_folder(root, split)
     raw = _read_raw_latents(folder / RAW_LATENTS)
     n = len(raw)
-    latents = _load_npy(folder / LATENTS, mmap_mode="r")
-    if latents.ndim != 2 or len(latents) != n:
-        raise FormatError(f"{folder / LATENTS}: shape {latents.shape}, expected {n} rows like "
-                          f"{folder / RAW_LATENTS}")
     images = folder / IMAGES
     if not images.is_dir():
         raise FormatError(f"{images}: image folder missing")
@@ -120,6 +116,10 @@ def read_3dident(root: str | Path, split: str | None = None,
             f"0..{n - 1} zero-padded to {len(names[0]) - 4} digits (missing: "
             f"{_listed(str(images / a) for a in absent) or 'none'}; unexpected: "
             f"{_listed(unexpected) or 'none'})")
+    latents = _load_npy(folder / LATENTS, mmap_mode="r")
+    if latents.ndim != 2 or len(latents) != n:
+        raise FormatError(f"{folder / LATENTS}: shape {latents.shape}, expected {n} rows like "
+                          f"{folder / RAW_LATENTS}")
     paths = [images / name for name in names]
 
     def load(indices: np.ndarray) -> np.ndarray:
