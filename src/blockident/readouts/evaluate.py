@@ -121,11 +121,13 @@ def readout_rows(splits: dict[str, ReadoutSplit], encodings: Encodings,
             raise ValueError(f"{len(by_type[kind])} {kind} factors to read out, but the "
                              f"readout config has no '{needs}'")
     if by_type["continuous"]:
-        regressors = {name: instantiate(spec) for name, spec in cfg.regressors.items()}
+        regressors = {name: instantiate(spec) for name, spec in cfg.regressors.items()
+                      if spec is not None}  # null removes a readout in an experiment's config
         rows += regression_rows(replace(train, tasks=by_type["continuous"]), test, encodings,
                                 regressors, cfg.standardize)
     if by_type["categorical"]:
-        classifiers = {name: instantiate(spec) for name, spec in cfg.categorical.items()}
+        classifiers = {name: instantiate(spec) for name, spec in cfg.categorical.items()
+                       if spec is not None}
         rows += _categorical_rows(train, test, encodings, by_type["categorical"], classifiers,
                                   cfg.standardize)
     if by_type["binary"]:
