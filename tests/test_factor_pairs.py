@@ -69,3 +69,16 @@ def test_dsprites_experiment_runs_with_grid_steps(root, tmp_path):
     assert set(results[results.metric == "accuracy"].factor) == {"shape"}
     assert {"scale", "orientation", "posX", "posY"} <= set(results[results.metric == "r2"].factor)
     assert (run_dir / "factor_split.npz").exists()
+
+
+def test_3dident_experiment_runs_on_its_stand_in(tmp_path):
+    run_dir = tmp_path / "run"
+    assert main(["run", "experiment=3dident", f"data.root={tmp_path / '3dident'}",
+                 f"run_dir={run_dir}", "data.generate.n_train=300", "data.generate.size=32",
+                 "data.size=32", "data.batch_size=16", "data.readout_max=30",
+                 "trainer.max_steps=3", "trainer.val_check_interval=3", "checkpoint_every=3",
+                 "model.hidden_size=16", "readout.control_steps=3",
+                 "trainer.enable_progress_bar=false", "~readout.regressors.mlp"]) == 0
+    results = pd.read_csv(run_dir / "results.csv")
+    kinds = results.drop_duplicates("factor").set_index("factor")["kind"]
+    assert len(kinds) == 10 and kinds["pos_x"] == "content" and kinds["rot_alpha"] == "style"
