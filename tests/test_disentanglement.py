@@ -147,3 +147,25 @@ def test_grid_accuracy_periodic_wraps():
     grid = np.linspace(0, 2 * np.pi, 5)
     assert grid_accuracy([0.1, 2 * np.pi - 0.1], [2 * np.pi, 0.0], grid, periodic=2 * np.pi) == 1
     assert grid_accuracy([np.pi / 4], [0.0], grid, periodic=2 * np.pi) == 0
+
+
+def test_whole_rows_score_a_representation_against_all_continuous_factors():
+    from blockident.data.base import ReadoutSplit, ReadoutTask
+    from blockident.readouts.evaluate import whole_rows
+
+    rng = np.random.default_rng(0)
+    splits = {}
+    for name, n in (("train", 400), ("test", 300)):
+        f = rng.normal(size=(n, 3))
+        splits[name] = ReadoutSplit(
+            inputs={}, factors={"a": f[:, 0], "b": f[:, 1], "c": f[:, 2]},
+            kinds=dict.fromkeys("abc", "content"), tasks=[ReadoutTask("z", "z", k) for k in "abc"])
+    identity = {s: {"z": np.column_stack([splits[s].factors[k] for k in "cab"])} for s in splits}
+    rows = whole_rows(splits["train"], splits["test"], identity, splits["train"].tasks,
+                      ["mcc", "dci"])
+    values = {(r["readout"], r["metric"]): r["value"] for r in rows}
+    assert values[("mcc", "pearson")] == pytest.approx(1.0)
+    assert values[("dci", "disentanglement")] > 0.9 and values[("dci", "informativeness")] > 0.9
+    assert all(r["factor"] == "*" and r["kind"] == "all" for r in rows)
+    with pytest.raises(ValueError, match="readout.whole: unknown"):
+        whole_rows(splits["train"], splits["test"], identity, splits["train"].tasks, ["sap"])

@@ -69,6 +69,13 @@ def test_dsprites_experiment_runs_with_grid_steps(root, tmp_path):
     assert set(results[results.metric == "accuracy"].factor) == {"shape"}
     assert {"scale", "orientation", "posX", "posY"} <= set(results[results.metric == "r2"].factor)
     assert (run_dir / "factor_split.npz").exists()
+    on_grid = results[results.metric == "grid_accuracy"]
+    assert set(on_grid.factor) == {"scale", "orientation", "posX", "posY"}
+    assert on_grid.value.between(0, 1).all()
+    whole = results[results.factor == "*"]
+    assert set(zip(whole.readout, whole.metric, strict=True)) == {
+        ("mcc", "pearson"), ("mcc", "spearman"), ("dci", "disentanglement"),
+        ("dci", "completeness"), ("dci", "informativeness")}
 
 
 def test_3dident_experiment_runs_on_its_stand_in(tmp_path):
@@ -80,5 +87,5 @@ def test_3dident_experiment_runs_on_its_stand_in(tmp_path):
                  "model.hidden_size=16", "readout.control_steps=3",
                  "trainer.enable_progress_bar=false", "~readout.regressors.mlp"]) == 0
     results = pd.read_csv(run_dir / "results.csv")
-    kinds = results.drop_duplicates("factor").set_index("factor")["kind"]
+    kinds = results[results.factor != "*"].drop_duplicates("factor").set_index("factor")["kind"]
     assert len(kinds) == 10 and kinds["pos_x"] == "content" and kinds["rot_alpha"] == "style"

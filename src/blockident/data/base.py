@@ -50,7 +50,8 @@ class ReadoutSplit:
     ``continuous``), which decides the readouts; ``tasks``: which factor to read from which input;
     ``oracle``: input name -> (N, D) true latents that input observes (with the observation),
     for ``readout.control=oracle``; ``excluded``: factors left out of the readouts (too few
-    positives), name -> why, shown in the summary.
+    positives), name -> why, shown in the summary; ``grids``: continuous factors on a grid ->
+    their sorted grid values (adds ``grid_accuracy``), ``periodic``: their periods.
     """
 
     inputs: dict[str, tuple[int, torch.Tensor]]
@@ -61,6 +62,8 @@ class ReadoutSplit:
     transforms: dict[int, Callable[[torch.Tensor], torch.Tensor]] = field(default_factory=dict)
     oracle: dict[str, np.ndarray] = field(default_factory=dict)
     excluded: dict[str, str] = field(default_factory=dict)
+    grids: dict[str, np.ndarray] = field(default_factory=dict)
+    periodic: dict[str, float] = field(default_factory=dict)
 
     def factor_type(self, factor: str) -> str:
         return self.types.get(factor, "continuous")

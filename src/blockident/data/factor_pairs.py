@@ -157,8 +157,9 @@ class FactorPairsData(L.LightningDataModule):
         kinds = {n: "content" if n in self.content else "style" for n in names}
         types = {n: "categorical" if n in data.categorical else "continuous" for n in names}
         factors = {n: data.column(n)[index] for n in names}
+        grids = {n: data.grids[n] for n in names if n in data.grids and types[n] != "categorical"}
         return ReadoutSplit(inputs={"images": (1, self._images(data, index))}, factors=factors,
-                            kinds=kinds, types=types,
+                            kinds=kinds, types=types, grids=grids, periodic=data.periodic,
                             tasks=[ReadoutTask("images", "images", n) for n in names],
                             transforms={1: self.augment.normalize_only})
 

@@ -4,6 +4,8 @@ Factor types (:data:`blockident.data.base.FACTOR_TYPES`) decide the readouts, na
 readout config: ``continuous`` -> ``regressors`` (R2), ``categorical`` -> ``categorical``
 (scikit-learn classifiers, accuracy), ``binary`` -> ``binary`` (multi-label readouts of
 :mod:`blockident.readouts.classification`, all binary factors of one input set at once).
+``readout.whole`` adds scores of the whole representation against all continuous factors
+(MCC, DCI).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from torch import nn
 
 from blockident.data.base import ReadoutSplit
 from blockident.readouts.classification import classification_rows
+from blockident.readouts.disentanglement import dci, mcc
 from blockident.readouts.regression import regression_rows
 
 Encodings = dict[str, dict[str, np.ndarray]]  # split -> input set -> (N, D)
@@ -133,7 +136,42 @@ def readout_rows(splits: dict[str, ReadoutSplit], encodings: Encodings,
     if by_type["binary"]:
         part, predictions = _binary_rows(train, test, encodings, by_type["binary"], cfg)
         rows += part
+    if cfg.get("whole"):
+        rows += whole_rows(train, test, encodings, by_type["continuous"], cfg.whole,
+                           cfg.get("seed", 0))
     return rows, predictions
+
+
+WHOLE = ("mcc", "dci")
+
+
+def whole_rows(train, test, encodings, tasks, scores, seed: int = 0) -> list[dict]:
+    """Scores of the whole representation against all its continuous factors at once: ``mcc``
+    (Pearson and Spearman, Hungarian-matched) and ``dci`` (disentanglement, completeness,
+    informativeness; lasso importances); rows with factor ``*`` and kind ``all``."""
+    unknown = set(scores) - set(WHOLE)
+    if unknown:
+        raise ValueError(f"readout.whole: unknown {sorted(unknown)}; expected any of {WHOLE}")
+    groups = defaultdict(list)
+    for task in tasks:
+        groups[(task.encoding, task.inputs)].append(task.factor)
+    rows = []
+    for (encoding, inputs), factors in groups.items():
+        y = {s: np.column_stack([np.asarray(split.factors[f], dtype=float).reshape(
+            len(split.factors[f]), -1) for f in factors]) for s, split in (("train", train),
+                                                                          ("test", test))}
+        values = {}
+        if "mcc" in scores:
+            for method in ("pearson", "spearman"):
+                values[("mcc", method)] = mcc(encodings["test"][inputs], y["test"], method)[0]
+        if "dci" in scores:
+            result = dci(encodings["train"][inputs], y["train"], encodings["test"][inputs],
+                         y["test"], importance="lasso", seed=seed)
+            for metric in ("disentanglement", "completeness", "informativeness"):
+                values[("dci", metric)] = result[metric]
+        rows += [{"encoding": encoding, "factor": "*", "kind": "all", "readout": readout,
+                  "metric": metric, "value": float(v)} for (readout, metric), v in values.items()]
+    return rows
 
 
 HEADLINE_METRICS = ("balanced_accuracy", "accuracy", "r2")

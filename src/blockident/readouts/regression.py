@@ -15,6 +15,7 @@ from sklearn.preprocessing import StandardScaler
 from tqdm.auto import tqdm
 
 from blockident.data.base import ReadoutSplit
+from blockident.readouts.disentanglement import grid_accuracy
 
 
 class KernelRidgeCV(RegressorMixin, BaseEstimator):
@@ -52,7 +53,8 @@ def _target(y: np.ndarray) -> np.ndarray:
 def regression_rows(train: ReadoutSplit, test: ReadoutSplit,
                     encodings: dict[str, dict[str, np.ndarray]],
                     regressors: dict[str, BaseEstimator], standardize: bool = True) -> list[dict]:
-    """One ``results.csv`` row (metric ``r2``) per readout task and regressor.
+    """One ``results.csv`` row (metric ``r2``) per readout task and regressor, and one of
+    metric ``grid_accuracy`` for factors on a grid (``train.grids``).
 
     ``encodings[split][inputs]`` holds the (N, D) encodings of each input set of each split.
     Encodings are standardised with statistics of the training split.
@@ -65,11 +67,17 @@ def regression_rows(train: ReadoutSplit, test: ReadoutSplit,
             scaler = StandardScaler().fit(x_train)
             x_train, x_test = scaler.transform(x_train), scaler.transform(x_test)
         y_train, y_test = _target(train.factors[task.factor]), _target(test.factors[task.factor])
-        value = float("nan")
+        value, on_grid = float("nan"), float("nan")
         if y_train.size and y_test.size:
             model = clone(regressors[name]).fit(x_train, y_train)
-            value = r2_score(y_test, model.predict(x_test))
-        rows.append({"encoding": task.encoding, "factor": task.factor,
-                     "kind": train.kinds[task.factor], "readout": name, "metric": "r2",
-                     "value": value})
+            prediction = model.predict(x_test)
+            value = r2_score(y_test, prediction)
+            if task.factor in train.grids:
+                on_grid = grid_accuracy(prediction, y_test, train.grids[task.factor],
+                                        train.periodic.get(task.factor))
+        row = {"encoding": task.encoding, "factor": task.factor,
+               "kind": train.kinds[task.factor], "readout": name}
+        rows.append({**row, "metric": "r2", "value": value})
+        if task.factor in train.grids:
+            rows.append({**row, "metric": "grid_accuracy", "value": on_grid})
     return rows
