@@ -1,9 +1,11 @@
 """Regenerate the result tables of README.md, docs/scenes.md and docs/numerical.md.
 
     python benchmarks/reproduce_docs.py [--seeds 0 1 2] [--out runs/reproduce] [--numerical]
+        [--dsprites] [--reuse]
 
-Runs the default experiment (``blockident run``, as ``make run`` does) once per seed, and with
-``--numerical`` also ``blockident run experiment=numerical``, then rewrites the text between
+Runs the default experiment (``blockident run``, as ``make run`` does) once per seed, with
+``--numerical`` also ``blockident run experiment=numerical``, with ``--dsprites``
+``blockident run experiment=dsprites`` under both pair rules, then rewrites the text between
 ``<!-- reproduce:NAME -->`` and ``<!-- /reproduce:NAME -->`` with tables built from the runs'
 ``summary.csv`` and ``results.csv``, each saying which command and seeds produced it.
 """
@@ -89,6 +91,29 @@ def categories(tables: list[pd.DataFrame], seeds: list[int]) -> str:
     return "\n".join(lines) + "\n"
 
 
+LATENT_RULES = {"resample_style": ["data.pairs.rule=resample_style",
+                                    "data.pairs.content=[shape,scale]"],
+                "grid_steps": ["data.pairs.rule=grid_steps", "data.pairs.content=[]"]}
+
+
+def latent(tables: dict[str, pd.DataFrame]) -> str:
+    """dSprites per pair rule and encoding: mean linear R² of content and style factors, shape
+    accuracy (logistic regression), MCC (Pearson) and DCI disentanglement."""
+    lines = ["| pair rule | encoding | content R² | style R² | shape accuracy (chance 0.33) "
+             "| MCC | DCI disentanglement |", "|---|---|---|---|---|---|---|"]
+    for rule, table in tables.items():
+        for encoding in ("images", "untrained:images", "supervised:images"):
+            t = table[table.encoding == encoding]
+            r2 = t[(t.metric == "r2") & (t.readout == "linear")]
+            cells = [r2[r2.kind == k].value.mean() for k in ("content", "style")]
+            cells.append(t[(t.factor == "shape") & (t.readout == "logreg")].value.mean())
+            cells.append(t[(t.readout == "mcc") & (t.metric == "pearson")].value.mean())
+            cells.append(t[(t.readout == "dci") & (t.metric == "disentanglement")].value.mean())
+            lines.append(f"| {rule} | {encoding} | " + " | ".join(
+                "" if np.isnan(c) else f"{c:.3f}" for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def replace_block(path: Path, name: str, text: str) -> None:
     pattern = re.compile(rf"(<!-- reproduce:{name} -->\n).*?(<!-- /reproduce:{name} -->)", re.S)
     old = path.read_text()
@@ -110,6 +135,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "reproduce")
     parser.add_argument("--numerical", action="store_true",
                         help="also run and document the numerical experiment")
+    parser.add_argument("--dsprites", action="store_true",
+                        help="also run and document dsprites with both pair rules (first seed)")
     parser.add_argument("--reuse", action="store_true",
                         help="use runs already in --out instead of running them again")
     args = parser.parse_args(argv)
@@ -121,6 +148,15 @@ def main(argv: list[str] | None = None) -> None:
         replace_block(path, "headline", table)
     replace_block(ROOT / "docs" / "scenes.md", "categories",
                   categories([pd.read_csv(d / "results.csv") for d in dirs], args.seeds))
+    if args.dsprites:
+        tables = {}
+        for rule, overrides in LATENT_RULES.items():
+            dirs = _runs(args.seeds[:1], args.out / f"dsprites_{rule}", args.reuse,
+                         "experiment=dsprites", *overrides)
+            tables[rule] = pd.read_csv(dirs[0] / "results.csv")
+        table = latent(tables)
+        print(table)
+        replace_block(ROOT / "docs" / "latent.md", "dsprites", table)
     if args.numerical:
         dirs = _runs(args.seeds, args.out / "numerical", args.reuse, "experiment=numerical")
         table = headline([pd.read_csv(d / "summary.csv") for d in dirs], args.seeds,

@@ -86,19 +86,28 @@ class ResampleStyle:
     content values."""
 
     content: Sequence[str]
+    _cache: dict = field(default_factory=dict, repr=False)
 
-    def __call__(self, data: FactorDataset, anchors: np.ndarray,
-                 rng: np.random.Generator) -> np.ndarray:
-        _check(data, self.content)
+    def _groups(self, data: FactorDataset) -> tuple[np.ndarray, ...]:
+        """(N,) content group of every sample, the samples ordered by group, (G + 1,) group
+        starts in that order, (N,) each sample's position in it."""
         columns = [data.names.index(n) for n in self.content]
         _, key = np.unique(data.values[:, columns], axis=0, return_inverse=True)
         key = key.reshape(-1)
         order = np.argsort(key, kind="stable")
         starts = np.searchsorted(key[order], np.arange(key.max() + 2))
-        first, count = starts[key[anchors]], np.diff(starts)[key[anchors]]
-        # a random other member: draw among count - 1 and skip the anchor's own position
         rank = np.empty(len(data), dtype=np.int64)
         rank[order] = np.arange(len(data))
+        return key, order, starts, rank
+
+    def __call__(self, data: FactorDataset, anchors: np.ndarray,
+                 rng: np.random.Generator) -> np.ndarray:
+        _check(data, self.content)
+        if self._cache.get("data") is not data:
+            self._cache.update(data=data, groups=self._groups(data))
+        key, order, starts, rank = self._cache["groups"]
+        first, count = starts[key[anchors]], np.diff(starts)[key[anchors]]
+        # a random other member: draw among count - 1 and skip the anchor's own position
         own = rank[anchors] - first
         draw = (rng.random(len(anchors)) * np.maximum(count - 1, 1)).astype(np.int64)
         draw += draw >= own
