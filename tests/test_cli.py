@@ -135,3 +135,11 @@ def test_a_run_shorter_than_the_log_interval_still_writes_its_curve(tmp_path):
     blockident("train", *TINY, f"run_dir={run_dir}", "trainer.max_steps=5",
                "trainer.log_every_n_steps=25")
     assert pd.read_csv(run_dir / "metrics.csv")["train/loss"].notna().any()
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (
+    Path(blockident_pkg.__file__).parent / "conf" / "experiment").glob("*.yaml")))
+def test_every_experiment_composes(name, capsys):
+    blockident("train", "--cfg", "job", f"experiment={name}")
+    config = yaml.safe_load(capsys.readouterr().out)
+    assert config["info"]["name"] == name and config["data"]["_target_"]
