@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from blockident.cli import main
 from blockident.models.convnet import convnet
 from blockident.models.heads import EncoderHead, image_pair
 from blockident.models.resnet import LAYERS, ResNet, resnet
@@ -168,3 +170,25 @@ def test_image_pair_resnet_with_weights(tmp_path, resnet18_state):
         image_pair("vit")
     with pytest.raises(ValueError):
         image_pair("convnet", weights=path)
+
+
+def test_without_a_head_the_encoding_is_the_backbone_features():
+    pair = image_pair("convnet", hidden_size=None)
+    x = torch.rand(2, 3, 32, 32)
+    assert torch.equal(pair(1, x), pair.encoder1.backbone(x))
+    assert pair.encoder1.encoding_size == pair.encoder1.backbone.feature_dim == 256
+
+
+def test_a_pretrained_resnet_is_read_out_as_it_is(tmp_path):
+    """An encoder trained elsewhere: torchvision-format weights, no head, nothing trained."""
+    weights = tmp_path / "resnet18.pth"
+    torch.save(resnet(18).state_dict(), weights)
+    run_dir = tmp_path / "run"
+    assert main(["run", "experiment=dsprites", f"data.root={tmp_path / 'd'}", f"run_dir={run_dir}",
+                 "data.generate.subsample=2000", "data.size=32", "data.readout_max=60",
+                 "model=resnet18", f"model.weights={weights}", "model.hidden_size=null",
+                 "model.untrained=true", "readout.baseline=false", "readout.control=none",
+                 "readout.whole=[mcc]", "~readout.regressors.mlp", "~readout.categorical.mlp",
+                 "trainer.enable_progress_bar=false"]) == 0
+    encodings = np.load(run_dir / "evaluations" / "step_0" / "encodings_test.npz")["images"]
+    assert encodings.shape == (60, 512)

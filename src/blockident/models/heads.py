@@ -15,19 +15,24 @@ from blockident.models.resnet import resnet
 
 class EncoderHead(nn.Module):
     """backbone -> Linear -> LeakyReLU -> Linear: inputs of the backbone (images (N, 3, H, W),
-    token ids (N, L)) -> (N, encoding_size). The backbone states its ``feature_dim``.
+    token ids (N, L)) -> (N, encoding_size). The backbone states its ``feature_dim``. With
+    ``hidden_size=None`` there is no head: the encoding is the backbone's features (e.g. to read
+    out a pretrained ResNet as it is).
 
     ``project(z)`` maps encodings (N, encoding_size) through an optional SimCLR-style head
     (Linear -> ReLU -> Linear to ``projection_dim``), used only for the loss; the identity when
     ``projection_dim`` is None.
     """
 
-    def __init__(self, backbone: nn.Module, hidden_size: int, encoding_size: int,
+    def __init__(self, backbone: nn.Module, hidden_size: int | None, encoding_size: int,
                  projection_dim: int | None = None, slope: float = 0.01):
         super().__init__()
         self.backbone = backbone
-        self.head = nn.Sequential(nn.Linear(backbone.feature_dim, hidden_size),
-                                  nn.LeakyReLU(slope), nn.Linear(hidden_size, encoding_size))
+        if hidden_size is None:  # the backbone's features are the encoding
+            self.head, encoding_size = nn.Identity(), backbone.feature_dim
+        else:
+            self.head = nn.Sequential(nn.Linear(backbone.feature_dim, hidden_size),
+                                      nn.LeakyReLU(slope), nn.Linear(hidden_size, encoding_size))
         self.encoding_size = encoding_size
         self.projection: nn.Module = nn.Identity()
         if projection_dim is not None:
