@@ -94,3 +94,19 @@ def test_nearest_rendered_snaps_to_another_sample_and_keeps_content_close():
 def test_unknown_content_factors_are_named():
     with pytest.raises(ValueError, match=r"unknown factors \['colour'\]"):
         ResampleStyle(["colour"])(_grid((2, 2, 2, 2)), np.arange(3), np.random.default_rng(0))
+
+
+def test_growing_tolerance_intervals_find_the_first_sample_inside_them():
+    rng = np.random.default_rng(1)
+    values = rng.uniform(-1, 1, (400, 2))
+    data = FactorDataset(("c", "s"), values, lambda idx: None)
+    tolerance = {"c": 0.01, "s": 1.0}  # content must stay far closer than style
+    anchors = np.arange(100)
+    partner = NearestRendered(["c"], default_scale=0.0, tolerance=tolerance)(data, anchors, rng)
+    assert (partner != anchors).all()
+    # brute force: grow both intervals by 10 % until one holds another sample
+    for a, p in zip(anchors, partner, strict=True):
+        scaled = np.abs(values - values[a]) / [0.01, 1.0]
+        scaled[a] = np.inf
+        steps = np.maximum(np.ceil(np.log(np.maximum(scaled.max(1), 1e-12)) / np.log(1.1)), 0)
+        assert steps[p] == steps.min()

@@ -119,21 +119,38 @@ class ResampleStyle:
 class NearestRendered:
     """``z~ = z + noise`` (Gaussian, standard deviation ``scale[f]`` for style factor ``f``,
     ``default_scale`` for unlisted style factors, none for content), snapped to the nearest
-    other sample in factor space (exact Euclidean KD-tree search)."""
+    other sample in factor space (exact Euclidean KD-tree search).
+
+    With ``tolerance`` (one width, or per factor) the seed study's variant: per-factor intervals
+    ``z~ +- tolerance`` that grow by 10 % until they hold a sample. The first growth step that
+    holds one is set by the nearest sample in the maximum norm of the tolerance-scaled factors,
+    which is the sample returned.
+    """
 
     content: Sequence[str]
     default_scale: float = 0.1
     scale: dict[str, float] | None = None
+    tolerance: float | dict[str, float] | None = None
     _cache: dict = field(default_factory=dict, repr=False)
+
+    def _units(self, data: FactorDataset) -> np.ndarray:
+        """(F,) divisor of each factor before the search: its tolerance, or 1."""
+        if self.tolerance is None:
+            return np.ones(len(data.names))
+        if isinstance(self.tolerance, int | float):
+            return np.full(len(data.names), float(self.tolerance))
+        return np.array([self.tolerance.get(n, 1.0) for n in data.names], dtype=float)
 
     def __call__(self, data: FactorDataset, anchors: np.ndarray,
                  rng: np.random.Generator) -> np.ndarray:
         style = _check(data, self.content)
         scale = np.array([0.0 if n not in style else (self.scale or {}).get(n, self.default_scale)
                           for n in data.names])
+        units = self._units(data)
         if self._cache.get("data") is not data:
-            self._cache.update(data=data, tree=cKDTree(data.values))
+            self._cache.update(data=data, tree=cKDTree(data.values / units))
         tree = self._cache["tree"]
         target = data.values[anchors] + rng.normal(size=(len(anchors), len(scale))) * scale
-        _, nearest = tree.query(target, k=2, workers=-1)
+        norm = np.inf if self.tolerance is not None else 2
+        _, nearest = tree.query(target / units, k=2, p=norm, workers=-1)
         return np.where(nearest[:, 0] != anchors, nearest[:, 0], nearest[:, 1])
