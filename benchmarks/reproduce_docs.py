@@ -1,11 +1,12 @@
 """Regenerate the result tables of README.md, docs/scenes.md and docs/numerical.md.
 
     python benchmarks/reproduce_docs.py [--seeds 0 1 2] [--out runs/reproduce] [--numerical]
-        [--dsprites] [--reuse]
+        [--dsprites] [--threedident] [--reuse]
 
 Runs the default experiment (``blockident run``, as ``make run`` does) once per seed, with
 ``--numerical`` also ``blockident run experiment=numerical``, with ``--dsprites``
-``blockident run experiment=dsprites`` under both pair rules, then rewrites the text between
+``blockident run experiment=dsprites`` under both pair rules, with ``--threedident``
+``blockident run experiment=3dident``, then rewrites the text between
 ``<!-- reproduce:NAME -->`` and ``<!-- /reproduce:NAME -->`` with tables built from the runs'
 ``summary.csv`` and ``results.csv``, each saying which command and seeds produced it.
 """
@@ -138,6 +139,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="also run and document the numerical experiment")
     parser.add_argument("--dsprites", action="store_true",
                         help="also run and document dsprites with both pair rules (first seed)")
+    parser.add_argument("--threedident", action="store_true",
+                        help="also run and document 3dident")
     parser.add_argument("--reuse", action="store_true",
                         help="use runs already in --out instead of running them again")
     args = parser.parse_args(argv)
@@ -158,6 +161,13 @@ def main(argv: list[str] | None = None) -> None:
         table = latent(tables)
         print(table)
         replace_block(ROOT / "docs" / "latent.md", "dsprites", table)
+    if args.threedident:
+        dirs = _runs(args.seeds, args.out / "3dident", args.reuse, "experiment=3dident")
+        table = headline([pd.read_csv(d / "summary.csv") for d in dirs], args.seeds,
+                         "blockident run experiment=3dident seed=S", "images", "linear",
+                         "mean R² (chance 0)")
+        print(table)
+        replace_block(ROOT / "docs" / "latent.md", "3dident", table)
     if args.numerical:
         dirs = _runs(args.seeds, args.out / "numerical", args.reuse, "experiment=numerical")
         table = headline([pd.read_csv(d / "summary.csv") for d in dirs], args.seeds,
