@@ -89,3 +89,14 @@ def test_3dident_experiment_runs_on_its_stand_in(tmp_path):
     results = pd.read_csv(run_dir / "results.csv")
     kinds = results[results.factor != "*"].drop_duplicates("factor").set_index("factor")["kind"]
     assert len(kinds) == 10 and kinds["pos_x"] == "content" and kinds["rot_alpha"] == "style"
+
+
+def test_the_recorded_splits_are_checked_when_evaluating(root, tmp_path):
+    _data(root).save_state(tmp_path)
+    _data(root).load_state(tmp_path)  # the same splits: accepted
+    other = FactorPairsData("dsprites", str(root), {"rule": "resample_style", "content": ["shape"]},
+                            readout_max=100, generate={"subsample": 4000}, seed=1)
+    with pytest.raises(ValueError, match="sample splits differ"):
+        other.load_state(tmp_path)
+    with pytest.raises(FileNotFoundError, match="sample splits are missing"):
+        _data(root).load_state(tmp_path / "elsewhere")

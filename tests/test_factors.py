@@ -27,3 +27,13 @@ def test_bad_tables_are_refused():
         FactorDataset(("a",), np.zeros((3, 1)), _load, grids={"b": [0, 1]})
     with pytest.raises(ValueError, match="strictly increasing"):
         FactorDataset(("a",), np.zeros((3, 1)), _load, grids={"a": [1, 0]})
+
+
+def test_a_subset_keeps_the_factor_metadata_and_loads_through_the_parent():
+    values = np.arange(12, dtype=float).reshape(6, 2)
+    data = FactorDataset(("a", "b"), values, lambda idx: np.asarray(idx)[:, None, None, None],
+                         grids={"a": values[:, 0]}, periodic={"b": 12.0})
+    part = data.subset(np.array([4, 1]))
+    assert part.values.tolist() == [[8.0, 9.0], [2.0, 3.0]]
+    assert part.load(np.array([0, 1])).reshape(-1).tolist() == [4, 1]
+    assert part.periodic == {"b": 12.0} and "a" in part.grids

@@ -10,7 +10,6 @@ others by regression (R2); its kind is ``content`` when the pairs share it, else
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
@@ -21,6 +20,7 @@ from torch.utils.data import DataLoader
 from blockident.data.augment import Augment
 from blockident.data.base import ReadoutSplit, ReadoutTask, StepStream
 from blockident.data.factors import FactorDataset
+from blockident.io import atomic_write
 from blockident.pairs.samplers import GridSteps, NearestRendered, ResampleStyle
 
 SAMPLERS = {"grid_steps": GridSteps, "resample_style": ResampleStyle,
@@ -45,19 +45,6 @@ def read_source(source: str, root: Path, generate: dict) -> FactorDataset:
             generate_3dident(root, **generate)
         return read_3dident(root, split="train", size=generate.get("size"))
     raise ValueError(f"data.source must be 'dsprites' or '3dident', got {source!r}")
-
-
-@dataclass
-class _Subset:
-    """The samples ``index`` of ``data`` as a factor dataset of their own."""
-
-    data: FactorDataset
-    index: np.ndarray
-
-    def dataset(self) -> FactorDataset:
-        return FactorDataset(self.data.names, self.data.values[self.index],
-                             lambda i: self.data.load(self.index[i]), grids=self.data.grids,
-                             categorical=self.data.categorical, periodic=self.data.periodic)
 
 
 class FactorPairsData(L.LightningDataModule):
@@ -102,15 +89,24 @@ class FactorPairsData(L.LightningDataModule):
         if empty:
             raise ValueError(f"{self.root}: no samples in {', '.join(empty)} with "
                              f"data.fractions={list(self.fractions)}")
-        self.train = _Subset(self.data, self.splits["encoder_train"]).dataset()
+        self.train = self.data.subset(self.splits["encoder_train"])
 
     def save_state(self, run_dir: Path) -> None:
+        """``factor_split.npz``: the samples of every split, checked when evaluating."""
         self.prepare()
-        np.savez(Path(run_dir) / STATE_FILE, **self.splits)
+
+        def write(tmp):
+            with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a path
+                np.savez(f, **self.splits)
+
+        atomic_write(Path(run_dir) / STATE_FILE, write)
 
     def load_state(self, run_dir: Path) -> None:
         self.prepare()
-        saved = np.load(Path(run_dir) / STATE_FILE)
+        path = Path(run_dir) / STATE_FILE
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: the run's sample splits are missing")
+        saved = np.load(path)
         changed = [k for k in self.splits if not np.array_equal(saved[k], self.splits[k])]
         if changed:
             raise ValueError(f"{self.root}: the sample splits differ from those recorded in "

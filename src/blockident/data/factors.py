@@ -50,6 +50,13 @@ class FactorDataset:
     def __len__(self) -> int:
         return len(self.values)
 
+    def subset(self, index: np.ndarray) -> FactorDataset:
+        """The samples ``index`` as a factor dataset of their own (observations loaded through
+        this one)."""
+        return FactorDataset(self.names, self.values[index], lambda i: self.load(index[i]),
+                             grids=self.grids, categorical=self.categorical,
+                             periodic=self.periodic)
+
     def column(self, name: str) -> np.ndarray:
         """(N,) values of factor ``name``."""
         return self.values[:, self.names.index(name)]

@@ -45,6 +45,13 @@ def _headline(table: pd.DataFrame, chance: dict[str, tuple[str, float]]) -> pd.D
     return rows
 
 
+def _wide(rows: pd.DataFrame, keys: list[str], roles: list[str]) -> pd.DataFrame:
+    """One row per ``keys``: a value column per role (NaN where absent), ``kind``, ``chance``."""
+    wide = rows.pivot_table(index=keys, columns="role", values="value")
+    return wide.reindex(columns=roles).join(
+        rows.drop_duplicates(keys).set_index(keys)[["kind", "chance"]])
+
+
 def _control_role(roles) -> str | None:
     return next((c.rstrip(":") for c in CONTROLS if c.rstrip(":") in set(roles)), None)
 
@@ -61,10 +68,7 @@ def identified_share_rows(table: pd.DataFrame, chance: dict[str, tuple[str, floa
     control = _control_role(rows["role"])
     if control is None:
         return []
-    keys = ["base", "factor", "readout"]
-    wide = rows.pivot_table(index=keys, columns="role", values="value")
-    wide = wide.reindex(columns=["trained", control]).join(
-        rows.drop_duplicates(keys).set_index(keys)[["kind", "chance"]])
+    wide = _wide(rows, ["base", "factor", "readout"], ["trained", control])
     readable = _normalised(wide[control], wide["chance"]) >= margin
     share = (wide["trained"] - wide["chance"]) / (wide[control] - wide["chance"])
     share = share.where(readable)
@@ -81,11 +85,8 @@ def kind_summary(table: pd.DataFrame, chance: dict[str, tuple[str, float]],
     and scored) and ``unreadable`` (their names)."""
     rows = _headline(table, chance)
     control = _control_role(rows["role"])
-    keys = ["base", "factor", "readout", "metric"]
-    wide = rows.pivot_table(index=keys, columns="role", values="value")
     roles = ["trained", "untrained", *([control] if control else [])]
-    wide = wide.reindex(columns=roles).join(
-        rows.drop_duplicates(keys).set_index(keys)[["kind", "chance"]])
+    wide = _wide(rows, ["base", "factor", "readout", "metric"], roles)
     wide = wide[wide["trained"].notna()]
     readable = (_normalised(wide[control], wide["chance"]) >= margin if control
                 else pd.Series(True, index=wide.index))
