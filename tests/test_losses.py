@@ -30,11 +30,13 @@ def test_within_view_infonce_is_nt_xent():
     assert torch.allclose(infonce(z1, z2, tau=0.3, within_view=True), expected, atol=1e-6)
 
 
-def test_neg_l2sq_is_minus_squared_distance():
+def test_distance_similarities_are_minus_the_distance():
     g = torch.Generator().manual_seed(1)
     a, b = torch.randn(5, 4, generator=g), torch.randn(7, 4, generator=g)
     expected = -((a[:, None] - b[None]) ** 2).sum(-1)
     assert torch.allclose(pairwise_similarity(a, b, "neg_l2sq"), expected, atol=1e-5)
+    l1 = -(a[:, None] - b[None]).abs().sum(-1)
+    assert torch.allclose(pairwise_similarity(a, b, "neg_l1"), l1, atol=1e-5)
     with pytest.raises(ValueError, match="unknown similarity"):
         pairwise_similarity(a, b, "dot")
 

@@ -52,6 +52,15 @@ def test_generated_set_reads_as_a_factor_dataset(tiny):
     assert len(single) == 6 and single.load([5]).shape == (1, SIZE, SIZE, 3)
 
 
+def test_a_cached_read_gives_the_decoded_images(tiny, tmp_path):
+    cached = read_3dident(tiny, "train", size=SIZE, cache_dir=tmp_path / "cache")
+    index = np.array([11, 0, 5, 5])
+    np.testing.assert_array_equal(cached.load(index), read_3dident(tiny, "train").load(index))
+    assert [p.suffix for p in sorted((tmp_path / "cache").iterdir())] == [".json", ".npy"]
+    with pytest.raises(ValueError, match="cache_dir needs size"):
+        read_3dident(tiny, "train", cache_dir=tmp_path / "cache")
+
+
 def test_generation_is_deterministic_and_atomic(tiny, tmp_path, monkeypatch):
     again = generate_3dident(tmp_path / "again", 12, 6, size=SIZE, seed=1)
     other = generate_3dident(tmp_path / "other", 12, 0, size=SIZE, seed=2)

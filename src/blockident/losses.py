@@ -35,14 +35,18 @@ def pairwise_similarity(a: torch.Tensor, b: torch.Tensor, sim: str) -> torch.Ten
     """Similarity of every row of ``a`` (N, D) with every row of ``b`` (M, D): (N, M).
 
     ``cosine``: cosine similarity; ``neg_l2sq``: minus the squared Euclidean distance, computed
-    from inner products (no (N, M, D) intermediate).
+    from inner products (no (N, M, D) intermediate); ``neg_l1``: minus the L1 distance (the
+    Laplace conditional under which InfoNCE identifies latents up to permutation and sign,
+    Zimmermann et al. 2021).
     """
     if sim == "cosine":
         return F.normalize(a, dim=1) @ F.normalize(b, dim=1).T
     if sim == "neg_l2sq":
         sq = (a * a).sum(1, keepdim=True) + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
         return -sq.clamp_min(0.0)
-    raise ValueError(f"unknown similarity {sim!r}; expected 'cosine' or 'neg_l2sq'")
+    if sim == "neg_l1":
+        return -torch.cdist(a, b, p=1)
+    raise ValueError(f"unknown similarity {sim!r}; expected 'cosine', 'neg_l2sq' or 'neg_l1'")
 
 
 def infonce(z1: torch.Tensor, z2: torch.Tensor, tau: float = 1.0, sim: str = "cosine",

@@ -28,8 +28,9 @@ SAMPLERS = {"grid_steps": GridSteps, "resample_style": ResampleStyle,
 STATE_FILE = "factor_split.npz"
 
 
-def read_source(source: str, root: Path, generate: dict) -> FactorDataset:
-    """The factor dataset of ``source`` in ``root``, generated there first if absent."""
+def read_source(source: str, root: Path, generate: dict, size: int) -> FactorDataset:
+    """The factor dataset of ``source`` in ``root``, generated there first if absent; 3DIdent
+    images are decoded once at side ``size`` into ``root/.blockident_cache``."""
     if source == "dsprites":
         from blockident.data.dsprites.format import FILENAME, read_dsprites
         from blockident.data.dsprites.generate import generate_dsprites
@@ -43,7 +44,7 @@ def read_source(source: str, root: Path, generate: dict) -> FactorDataset:
 
         if not root.exists():
             generate_3dident(root, **generate)
-        return read_3dident(root, split="train", size=generate.get("size"))
+        return read_3dident(root, split="train", size=size, cache_dir=root / ".blockident_cache")
     raise ValueError(f"data.source must be 'dsprites' or '3dident', got {source!r}")
 
 
@@ -69,7 +70,7 @@ class FactorPairsData(L.LightningDataModule):
             raise ValueError(f"pairs.rule must be one of {sorted(SAMPLERS)}, got {rule!r}")
         self.sampler = SAMPLERS[rule](**pairs)
         self.content = list(pairs["content"])
-        self.source, self.root, self.batch_size = source, Path(root), batch_size
+        self.source, self.root, self.size, self.batch_size = source, Path(root), size, batch_size
         self.fractions, self.readout_max = tuple(fractions), readout_max
         self.generate, self.val_batches, self.seed = dict(generate or {}), val_batches, seed
         self.augment = Augment(size, jitter=0.0, flip=False)  # uint8 -> normalised floats
@@ -79,7 +80,7 @@ class FactorPairsData(L.LightningDataModule):
     def prepare(self) -> None:
         if self.data is not None:
             return
-        self.data = read_source(self.source, self.root, self.generate)
+        self.data = read_source(self.source, self.root, self.generate, self.size)
         order = np.random.default_rng([self.seed, 11]).permutation(len(self.data))
         bounds = np.cumsum(np.asarray(self.fractions) * len(order)).astype(int)
         train, readout_train, readout_test = np.split(order, bounds)[:3]

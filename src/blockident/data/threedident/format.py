@@ -9,7 +9,8 @@ Layout of the published archive (one folder per split)::
 
 :func:`read_3dident` checks a split (files present, raw latents of shape (N, 10) inside
 [-1, 1], ``latents.npy`` with N rows, the image folder holding exactly the N expected names) and
-raises :class:`FormatError` naming the file otherwise; images are decoded only when loaded.
+raises :class:`FormatError` naming the file otherwise. Images are decoded when loaded, or once
+into the shared uint8 :class:`~blockident.data.images.ImageCache` when ``cache_dir`` is given.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from blockident.data.factors import FactorDataset
+from blockident.data.images import ImageCache
 
 SPLITS = ("train", "test")
 FACTORS = ("pos_x", "pos_y", "pos_z", "rot_alpha", "rot_beta", "rot_gamma", "spotlight_pos",
@@ -95,12 +97,14 @@ def split_folder(root: str | Path, split: str | None = None) -> Path:
                       f"folders {', '.join(SPLITS)})")
 
 
-def read_3dident(root: str | Path, split: str | None = None,
-                 size: int | None = None) -> FactorDataset:
+def read_3dident(root: str | Path, split: str | None = None, size: int | None = None,
+                 cache_dir: str | Path | None = None) -> FactorDataset:
     """Check split ``split`` of ``root`` (or ``root`` as one split folder) and return its N
     samples: factors ``values`` (N, 10) float64 = the raw latents, ``load(indices)`` -> uint8
     (n, H, W, 3) decoded with Pillow (resized to ``size x size``, bilinear with antialiasing,
-    when ``size`` is given). Raises :class:`FormatError` naming the file on any mismatch."""
+    when ``size`` is given). With ``cache_dir`` (and ``size``) every image is decoded once into
+    an :class:`ImageCache` there (bicubic) and loads read its memory map. Raises
+    :class:`FormatError` naming the file on any mismatch."""
     folder = split_folder(root, split)
     raw = _read_raw_latents(folder / RAW_LATENTS)
     n = len(raw)
@@ -121,6 +125,11 @@ def read_3dident(root: str | Path, split: str | None = None,
         raise FormatError(f"{folder / LATENTS}: shape {latents.shape}, expected {n} rows like "
                           f"{folder / RAW_LATENTS}")
     paths = [images / name for name in names]
+    if cache_dir is not None:
+        if size is None:
+            raise ValueError("read_3dident: cache_dir needs size (the cached image side)")
+        cache = ImageCache.build(paths, size, cache_dir)
+        return FactorDataset(FACTORS, raw, lambda indices: cache.array[np.asarray(indices)])
 
     def load(indices: np.ndarray) -> np.ndarray:
         """uint8 (len(indices), H, W, 3): the images of ``indices``."""
