@@ -1,14 +1,15 @@
-"""Regenerate the result tables of README.md, docs/scenes.md and docs/numerical.md.
+"""Regenerate the result tables of README.md and docs/{scenes,numerical,latent}.md.
 
-    python benchmarks/reproduce_docs.py [--seeds 0 1 2] [--out runs/reproduce] [--numerical]
-        [--dsprites] [--threedident] [--reuse]
+    python benchmarks/reproduce_docs.py [--seeds 0 1 2] [--out runs/reproduce] [--scenes]
+        [--numerical] [--dsprites] [--threedident] [--reuse]
 
-Runs the default experiment (``blockident run``, as ``make run`` does) once per seed, with
-``--numerical`` also ``blockident run experiment=numerical``, with ``--dsprites``
-``blockident run experiment=dsprites`` under both pair rules, with ``--threedident``
-``blockident run experiment=3dident``, then rewrites the text between
-``<!-- reproduce:NAME -->`` and ``<!-- /reproduce:NAME -->`` with tables built from the runs'
-``summary.csv`` and ``results.csv``, each saying which command and seeds produced it.
+Runs, once per seed, the default experiment (``blockident run``, as ``make run`` does) with
+``--scenes`` or when no other experiment is named, ``blockident run experiment=numerical`` with
+``--numerical``, ``blockident run experiment=dsprites`` under each pair rule with
+``--dsprites`` and ``blockident run experiment=3dident`` with ``--threedident``; then rewrites
+the text between ``<!-- reproduce:NAME -->`` and ``<!-- /reproduce:NAME -->`` with tables built
+from the runs' ``summary.csv`` and ``results.csv``, each saying which command and seeds produced
+it.
 """
 
 from __future__ import annotations
@@ -97,23 +98,42 @@ LATENT_RULES = {"resample_style": ["data.pairs.rule=resample_style",
                 "grid_steps": ["data.pairs.rule=grid_steps", "data.pairs.content=[]"]}
 
 
-def latent(tables: dict[str, pd.DataFrame]) -> str:
-    """dSprites per pair rule and encoding: mean linear R² of content and style factors (all,
-    readable or not), shape accuracy (logistic regression), MCC (Pearson), DCI disentanglement."""
-    lines = ["| pair rule | encoding | content R² | style R² | shape accuracy (chance 0.33) "
-             "| MCC | DCI disentanglement |", "|---|---|---|---|---|---|---|"]
-    for rule, table in tables.items():
+READOUT_ROWS = [("mlp", "r2", "R²"), ("mlp", "accuracy", "shape accuracy"),
+                ("linear", "r2", "R²"), ("logreg", "accuracy", "shape accuracy")]
+WHOLE = [("mcc", "pearson", "MCC (Pearson)"), ("dci", "disentanglement", "DCI disentanglement"),
+         ("dci", "completeness", "DCI completeness")]
+
+
+def latent(summaries: dict[str, list[pd.DataFrame]], results: dict[str, list[pd.DataFrame]],
+           seeds: list[int]) -> str:
+    """dSprites per pair rule: per readout and kind the trained, untrained, control score and
+    identified share over readable factors; then MCC and DCI of each encoding. Mean ± 95 %
+    t-interval over ``seeds``."""
+    roles = ["trained", "untrained", "supervised", "identified_share"]
+    lines = ["| pair rule | readout | kind (factors) | trained | untrained | supervised control "
+             "| identified share |", "|---|---|---|---|---|---|---|"]
+    for rule, tables in summaries.items():
+        runs = pd.concat(tables)
+        for readout, metric, label in READOUT_ROWS:
+            for kind in ("content", "style"):
+                rows = runs[(runs.readout == readout) & (runs.metric == metric)
+                            & (runs.kind == kind) & (runs.encoding == "images")]
+                if len(rows):
+                    lines.append(f"| {rule} | {readout} {label} | {kind} "
+                                 f"({int(rows.factors.max())}) | "
+                                 + " | ".join(_mean_ci(rows[r]) for r in roles) + " |")
+    lines += ["", "| pair rule | encoding | " + " | ".join(w[2] for w in WHOLE) + " |",
+              "|---|---|" + "---|" * len(WHOLE)]
+    for rule, tables in results.items():
+        runs = pd.concat(tables)
         for encoding in ("images", "untrained:images", "supervised:images"):
-            t = table[table.encoding == encoding]
-            r2 = t[(t.metric == "r2") & (t.readout == "linear")]
-            cells = [r2[r2.kind == k].value.mean() for k in ("content", "style")]
-            cells.append(t[(t.factor == "shape") & (t.readout == "logreg")
-                           & (t.metric == "accuracy")].value.mean())
-            cells.append(t[(t.readout == "mcc") & (t.metric == "pearson")].value.mean())
-            cells.append(t[(t.readout == "dci") & (t.metric == "disentanglement")].value.mean())
-            lines.append(f"| {rule} | {encoding} | " + " | ".join(
-                "" if np.isnan(c) else f"{c:.3f}" for c in cells) + " |")
-    return "\n".join(lines) + "\n"
+            t = runs[runs.encoding == encoding]
+            cells = [_mean_ci(t[(t.readout == r) & (t.metric == m)].value) for r, m, _ in WHOLE]
+            lines.append(f"| {rule} | {encoding} | " + " | ".join(cells) + " |")
+    what = f"seed {seeds[0]}" if len(seeds) == 1 else (
+        f"seeds {', '.join(map(str, seeds))}: mean ± 95 % t-interval")
+    return "\n".join(lines) + f"\n\n`blockident run experiment=dsprites seed=S` with the pair " \
+        f"rule's overrides ({what}); readable factors only; `benchmarks/reproduce_docs.py`.\n"
 
 
 def replace_block(path: Path, name: str, text: str) -> None:
@@ -135,30 +155,35 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "reproduce")
+    parser.add_argument("--scenes", action="store_true",
+                        help="run and document the default experiment (the default when no "
+                             "other experiment is named)")
     parser.add_argument("--numerical", action="store_true",
                         help="also run and document the numerical experiment")
     parser.add_argument("--dsprites", action="store_true",
-                        help="also run and document dsprites with both pair rules (first seed)")
+                        help="also run and document dsprites under each pair rule")
     parser.add_argument("--threedident", action="store_true",
                         help="also run and document 3dident")
     parser.add_argument("--reuse", action="store_true",
                         help="use runs already in --out instead of running them again")
     args = parser.parse_args(argv)
-    dirs = _runs(args.seeds, args.out / "scenes", args.reuse)
-    table = headline([pd.read_csv(d / "summary.csv") for d in dirs], args.seeds,
-                     "blockident run seed=S")
-    print(table)
-    for path in (ROOT / "README.md", ROOT / "docs" / "scenes.md"):
-        replace_block(path, "headline", table)
-    replace_block(ROOT / "docs" / "scenes.md", "categories",
-                  categories([pd.read_csv(d / "results.csv") for d in dirs], args.seeds))
+    if args.scenes or not (args.numerical or args.dsprites or args.threedident):
+        dirs = _runs(args.seeds, args.out / "scenes", args.reuse)
+        table = headline([pd.read_csv(d / "summary.csv") for d in dirs], args.seeds,
+                         "blockident run seed=S")
+        print(table)
+        for path in (ROOT / "README.md", ROOT / "docs" / "scenes.md"):
+            replace_block(path, "headline", table)
+        replace_block(ROOT / "docs" / "scenes.md", "categories",
+                      categories([pd.read_csv(d / "results.csv") for d in dirs], args.seeds))
     if args.dsprites:
-        tables = {}
+        summaries, results = {}, {}
         for rule, overrides in LATENT_RULES.items():
-            dirs = _runs(args.seeds[:1], args.out / f"dsprites_{rule}", args.reuse,
+            dirs = _runs(args.seeds, args.out / f"dsprites_{rule}", args.reuse,
                          "experiment=dsprites", *overrides)
-            tables[rule] = pd.read_csv(dirs[0] / "results.csv")
-        table = latent(tables)
+            summaries[rule] = [pd.read_csv(d / "summary.csv") for d in dirs]
+            results[rule] = [pd.read_csv(d / "results.csv") for d in dirs]
+        table = latent(summaries, results, args.seeds)
         print(table)
         replace_block(ROOT / "docs" / "latent.md", "dsprites", table)
     if args.threedident:
