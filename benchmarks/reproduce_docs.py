@@ -95,7 +95,9 @@ def categories(tables: list[pd.DataFrame], seeds: list[int]) -> str:
 
 LATENT_RULES = {"resample_style": ["data.pairs.rule=resample_style",
                                     "data.pairs.content=[shape,scale]"],
-                "grid_steps": ["data.pairs.rule=grid_steps", "data.pairs.content=[]"]}
+                "grid_steps": ["data.pairs.rule=grid_steps", "data.pairs.content=[]"],
+                "grid_steps_l1": ["data.pairs.rule=grid_steps", "data.pairs.content=[]",
+                                  "loss.sim=neg_l1", "loss.tau=1.0"]}
 
 
 READOUT_ROWS = [("mlp", "r2", "R²"), ("mlp", "accuracy", "shape accuracy"),
