@@ -7,14 +7,14 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from browser import CHROMIUM, Page
 from omegaconf import OmegaConf
 from scipy import stats
-from test_cli import TINY
 
 from blockident.cli import main
 from blockident.runinfo import repeat_command
 from blockident.sweep import differences, interval
+from browser import CHROMIUM, Page
+from test_cli import TINY
 
 needs_chromium = pytest.mark.skipif(
     CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
