@@ -70,6 +70,8 @@ def test_a_sweep_writes_one_summary_row_per_job_kind_readout_and_metric(sweep):
         jobs[1]["trained"].tolist(), nan_ok=True)
     record = (sweep / "1" / "run.json").read_text()
     assert "seed=1" in record and "wall_time_s" in record
+    assert all((sweep / job / "report.html").stat().st_size for job in ("0", "1"))
+    assert (sweep / "report.html").stat().st_size
 
 
 def _checked(page: Page, path) -> None:
