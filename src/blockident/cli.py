@@ -21,7 +21,7 @@ TOOL_COMMANDS = {
     "pairs": ("blockident.pairs.command", "main", "content/style pairs from BURST annotations"),
     "prepare": ("blockident.prepare", "main", "prepare a data set (prepare burst DATA_DIR ...)"),
     "report": ("blockident.report_command", "main",
-               "figures comparing runs (report RUN_DIR [RUN_DIR ...])"),
+               "figures and HTML pages of runs (report RUN_DIR [RUN_DIR ...] [--html])"),
 }
 
 USAGE = """usage: blockident COMMAND [ARGS...]

@@ -28,6 +28,25 @@ def write_results(rows: list[dict], path: Path) -> pd.DataFrame:
     return table
 
 
+class ReportError(Exception):
+    """A run that cannot be reported; the message names it."""
+
+
+def read_results(run_dir: Path) -> pd.DataFrame:
+    """The ``results.csv`` of ``run_dir``, checked for the expected columns."""
+    path = run_dir / "results.csv"
+    if not path.is_file():
+        raise ReportError(f"no results table: {path} does not exist")
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError) as error:
+        raise ReportError(f"{path} is not a results table: {error}") from error
+    missing = [c for c in COLUMNS if c not in table.columns]
+    if missing:
+        raise ReportError(f"{path} lacks the columns {missing} (has {list(table.columns)})")
+    return table
+
+
 def _factor_order(table: pd.DataFrame) -> list[str]:
     first = table.drop_duplicates("factor").reset_index(drop=True)
     first["order"] = first["kind"].map(KIND_ORDER).fillna(len(KIND_ORDER))
@@ -225,4 +244,49 @@ def plot_boxes(tables: dict[str, pd.DataFrame], path: Path,
     ax.legend([plt.Rectangle((0, 0), 1, 1, color=KIND_COLOURS.get(kind, f"C{k + 3}"), alpha=0.5)
                for k, kind in enumerate(kinds)], kinds, fontsize=8)
     ax.set_title(f"{metric}" + (f" — {common}" if common else ""))
+    return _save(fig, path)
+
+
+def plot_curves(metrics: pd.DataFrame, path: Path) -> Path:
+    """Training curves of ``metrics.csv`` over steps: the losses, and the periodic readouts
+    (``readout/...`` columns) in a second panel when the run logged any."""
+    losses = [c for c in metrics.columns if c.endswith("/loss")]
+    readouts = [c for c in metrics.columns if c.startswith("readout/")]
+    panels = [(losses, "loss"), *([(readouts, "readout score")] if readouts else [])]
+    fig, axes = plt.subplots(1, len(panels), squeeze=False, figsize=(6 * len(panels), 4),
+                             layout="constrained")
+    for ax, (columns, label) in zip(axes[0], panels, strict=True):
+        for column in columns:
+            curve = metrics[["step", column]].dropna()
+            ax.plot(curve["step"], curve[column], marker="o" if len(curve) < 20 else None,
+                    ms=3, label=column)
+        ax.set_xlabel("step")
+        ax.set_ylabel(label)
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_intervals(table: pd.DataFrame, path: Path, title: str) -> Path:
+    """Means with error bars: a panel per ``panel``, ``x`` on the axis, a colour per ``series``;
+    columns ``mean`` and ``half`` (the half-width of the interval; NaN draws no bar)."""
+    panels = list(dict.fromkeys(table["panel"]))
+    series = list(dict.fromkeys(table["series"]))
+    xs = list(dict.fromkeys(table["x"]))
+    width = max(4.0, min(16.0, 1.0 + 0.12 * len(xs) * len(series)))
+    fig, axes = plt.subplots(1, len(panels), squeeze=False, sharey=True, layout="constrained",
+                             figsize=(min(48.0, width * len(panels)), 4.5 + 0.2 * len(series)))
+    step = 0.8 / len(series)
+    for ax, panel in zip(axes[0], panels, strict=True):
+        part = table[table["panel"] == panel]
+        for s, name in enumerate(series):
+            line = part[part["series"] == name].set_index("x").reindex(xs)
+            ax.errorbar(np.arange(len(xs)) + (s - (len(series) - 1) / 2) * step, line["mean"],
+                        yerr=line["half"], fmt="o", ms=4, capsize=3, color=f"C{s % 10}",
+                        label=name)
+        ax.set_xticks(range(len(xs)), xs, rotation=90 if len(xs) > 8 else 0, fontsize=8)
+        ax.set_title(str(panel))
+    axes[0][0].set_ylabel(title)
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside lower center",
+               ncol=min(len(series), 3), fontsize=8)
+    fig.suptitle(f"{title}: mean ± 95 % t-interval over seeds")
     return _save(fig, path)

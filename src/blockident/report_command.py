@@ -2,6 +2,8 @@
 
 Writes ``categories.png`` (the metric per category, content | style), ``boxes.png`` (its
 spread per run, encoding and readout) and ``summary.csv`` (means per kind) into ``--out``.
+With ``--html``: the HTML page of one run (``RUN_DIR/report.html``), of a sweep folder
+(``SWEEP_DIR/report.html`` and its ``summary.csv``) or of several runs (``--html OUT.html``).
 """
 
 from __future__ import annotations
@@ -14,26 +16,9 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from blockident.io import atomic_write
-from blockident.report import COLUMNS, kind_means, plot_boxes, plot_categories
-
-
-class ReportError(Exception):
-    """A run that cannot be reported; the message names it."""
-
-
-def read_results(run_dir: Path) -> pd.DataFrame:
-    """The ``results.csv`` of ``run_dir``, checked for the expected columns."""
-    path = run_dir / "results.csv"
-    if not path.is_file():
-        raise ReportError(f"no results table: {path} does not exist")
-    try:
-        table = pd.read_csv(path)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError) as error:
-        raise ReportError(f"{path} is not a results table: {error}") from error
-    missing = [c for c in COLUMNS if c not in table.columns]
-    if missing:
-        raise ReportError(f"{path} lacks the columns {missing} (has {list(table.columns)})")
-    return table
+from blockident.report import ReportError, kind_means, plot_boxes, plot_categories, read_results
+from blockident.report_html import REPORT, write_run_report, write_sweep_report
+from blockident.sweep import find_runs, write_summary
 
 
 def run_label(run_dir: Path) -> str:
@@ -86,6 +71,28 @@ def report(run_dirs: list[Path], out: Path, metric: str = "balanced_accuracy",
     return means, paths
 
 
+def _html(paths: list[Path], out: Path | None, folder: Path | None) -> int:
+    """The run page of one run, else the comparison page (a sweep folder also gets its
+    ``summary.csv``)."""
+    try:
+        if len(paths) == 1 and (paths[0] / "results.csv").is_file() and out is None:
+            written = [write_run_report(paths[0])]
+        else:
+            runs = find_runs(paths)
+            sweep = len(paths) == 1 and paths[0] not in runs
+            default = paths[0] if sweep else folder or Path("report")
+            written = [write_sweep_report(runs, out or default / REPORT)]
+            if sweep:
+                write_summary(runs, paths[0] / "summary.csv")
+                written.append(paths[0] / "summary.csv")
+    except ReportError as error:
+        print(f"blockident report: {error}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="blockident report", description="Per-category figures and means per kind of runs.")
@@ -97,7 +104,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--readout", default=None, help="only this readout (e.g. logreg)")
     parser.add_argument("--labels", nargs="+", default=None,
                         help="one label per run (default: info.name/DIRECTORY)")
+    parser.add_argument("--html", nargs="?", const="", default=None, metavar="OUT.html",
+                        help="write the HTML report (default: report.html in the run or sweep "
+                        "folder, or in --out)")
     args = parser.parse_args(argv)
+    if args.html is not None:
+        return _html(args.run_dirs, Path(args.html) if args.html else None, args.out)
     out = args.out or (args.run_dirs[0] if len(args.run_dirs) == 1 else Path("report"))
     try:
         means, paths = report(args.run_dirs, out, args.metric, args.readout, args.labels)

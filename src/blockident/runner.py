@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import sys
+import time
 import uuid
 import warnings
 from dataclasses import replace
@@ -27,9 +28,11 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 import blockident
+from blockident import runinfo
 from blockident.engine import ContrastiveModule
 from blockident.io import atomic_torch_save, atomic_write, atomic_write_text
 from blockident.readouts.control import (
@@ -41,6 +44,7 @@ from blockident.readouts.control import (
 from blockident.readouts.evaluate import ReadoutCallback, encode_splits, readout_rows
 from blockident.readouts.share import chance_levels, identified_share_rows, kind_summary
 from blockident.report import plot_boxes, plot_categories, plot_results, summary, write_results
+from blockident.report_html import write_run_report
 
 CONFIG_FILE = "config.yaml"
 CKPT_DIR = "checkpoints"
@@ -55,7 +59,9 @@ def _default_run_dir(resume: str | None, name: str) -> str:
 
 
 OmegaConf.register_new_resolver("sum", lambda *xs: sum(xs), replace=True)
-OmegaConf.register_new_resolver("pid", os.getpid, replace=True)
+# cached: the resolved value travels with the config, so a sweep has one folder even when its
+# jobs run in other processes (submitit)
+OmegaConf.register_new_resolver("pid", os.getpid, replace=True, use_cache=True)
 OmegaConf.register_new_resolver("default_run_dir", _default_run_dir, replace=True)
 # the CSV logger warns about any non-empty log folder; a run directory is never empty
 warnings.filterwarnings("ignore", "Experiment logs directory")
@@ -321,6 +327,7 @@ def evaluate(cfg: DictConfig, run_dir: Path, step: int | None = None) -> pd.Data
 
 
 def _task(cfg: DictConfig, command: str) -> None:
+    started = time.time()
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     OmegaConf.set_struct(cfg, False)
     if command == "evaluate" or cfg.resume is not None:
@@ -336,6 +343,18 @@ def _task(cfg: DictConfig, command: str) -> None:
         raise
     if command in ("evaluate", "run"):
         evaluate(cfg, run_dir, cfg.ckpt)
+    if command in ("train", "run"):
+        _record(cfg, command, run_dir, started)
+
+
+@rank_zero_only
+def _record(cfg: DictConfig, command: str, run_dir: Path, started: float) -> None:
+    """``run.json`` (the command that repeats the run, wall time); after ``run`` the report."""
+    repeat = runinfo.repeat_command(command, list(HydraConfig.get().overrides.task),
+                                    cfg.info.name, cfg.seed)
+    runinfo.record(run_dir, repeat, started)
+    if command == "run":
+        print(f"report:  {write_run_report(run_dir)}")
 
 
 def _remove_if_unused(run_dir: Path) -> None:
