@@ -106,22 +106,22 @@ WHOLE = [("mcc", "pearson", "MCC (Pearson)"), ("dci", "disentanglement", "DCI di
          ("dci", "completeness", "DCI completeness")]
 
 
-def latent(summaries: dict[str, list[pd.DataFrame]], results: dict[str, list[pd.DataFrame]],
-           seeds: list[int]) -> str:
-    """dSprites per pair rule: per readout and kind the trained, untrained, control score and
-    identified share over readable factors; then MCC and DCI of each encoding. Mean ± 95 %
-    t-interval over ``seeds``."""
+def latent(summaries: dict[str, dict[int, pd.DataFrame]],
+           results: dict[str, list[pd.DataFrame]]) -> str:
+    """dSprites per pair rule (its runs' summaries by seed): per readout and kind the trained,
+    untrained, control score and identified share over readable factors; then MCC and DCI of
+    each encoding. Mean ± 95 % t-interval over the seeds."""
     roles = ["trained", "untrained", "supervised", "identified_share"]
-    lines = ["| pair rule | readout | kind (factors) | trained | untrained | supervised control "
-             "| identified share |", "|---|---|---|---|---|---|---|"]
+    lines = ["| pair rule (seeds) | readout | kind (factors) | trained | untrained "
+             "| supervised control | identified share |", "|---|---|---|---|---|---|---|"]
     for rule, tables in summaries.items():
-        runs = pd.concat(tables)
+        runs, seeds = pd.concat(tables.values()), ", ".join(map(str, tables))
         for readout, metric, label in READOUT_ROWS:
             for kind in ("content", "style"):
                 rows = runs[(runs.readout == readout) & (runs.metric == metric)
                             & (runs.kind == kind) & (runs.encoding == "images")]
                 if len(rows):
-                    lines.append(f"| {rule} | {readout} {label} | {kind} "
+                    lines.append(f"| {rule} ({seeds}) | {readout} {label} | {kind} "
                                  f"({int(rows.factors.max())}) | "
                                  + " | ".join(_mean_ci(rows[r]) for r in roles) + " |")
     lines += ["", "| pair rule | encoding | " + " | ".join(w[2] for w in WHOLE) + " |",
@@ -132,10 +132,9 @@ def latent(summaries: dict[str, list[pd.DataFrame]], results: dict[str, list[pd.
             t = runs[runs.encoding == encoding]
             cells = [_mean_ci(t[(t.readout == r) & (t.metric == m)].value) for r, m, _ in WHOLE]
             lines.append(f"| {rule} | {encoding} | " + " | ".join(cells) + " |")
-    what = f"seed {seeds[0]}" if len(seeds) == 1 else (
-        f"seeds {', '.join(map(str, seeds))}: mean ± 95 % t-interval")
-    return "\n".join(lines) + f"\n\n`blockident run experiment=dsprites seed=S` with the pair " \
-        f"rule's overrides ({what}); readable factors only; `benchmarks/reproduce_docs.py`.\n"
+    return "\n".join(lines) + "\n\n`blockident run experiment=dsprites seed=S` with the pair " \
+        "rule's overrides; mean ± 95 % t-interval over the seeds where there are several; " \
+        "readable factors only; `benchmarks/reproduce_docs.py --dsprites`.\n"
 
 
 def replace_block(path: Path, name: str, text: str) -> None:
@@ -146,9 +145,14 @@ def replace_block(path: Path, name: str, text: str) -> None:
     path.write_text(pattern.sub(lambda m: m.group(1) + text + m.group(2), old))
 
 
-def _runs(seeds: list[int], out: Path, reuse: bool, *overrides: str) -> list[Path]:
+def _runs(seeds: list[int], out: Path, reuse: bool, *overrides: str,
+          existing: bool = False) -> list[Path]:
+    """Run dirs of ``seeds``; with ``existing`` only those already run (none is started)."""
+    done = [seed for seed in seeds if (out / f"seed{seed}" / "summary.csv").exists()]
+    if existing:
+        return [out / f"seed{seed}" for seed in done]
     for seed in seeds:
-        if not (reuse and (out / f"seed{seed}" / "summary.csv").exists()):
+        if not (reuse and seed in done):
             print(f"seed {seed}: blockident run took {run(seed, out, *overrides)[1]:.0f} s")
     return [out / f"seed{seed}" for seed in seeds]
 
@@ -168,6 +172,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="also run and document 3dident")
     parser.add_argument("--reuse", action="store_true",
                         help="use runs already in --out instead of running them again")
+    parser.add_argument("--existing", action="store_true",
+                        help="dsprites: tabulate only the seeds already run, start none")
     args = parser.parse_args(argv)
     if args.scenes or not (args.numerical or args.dsprites or args.threedident):
         dirs = _runs(args.seeds, args.out / "scenes", args.reuse)
@@ -182,10 +188,11 @@ def main(argv: list[str] | None = None) -> None:
         summaries, results = {}, {}
         for rule, overrides in LATENT_RULES.items():
             dirs = _runs(args.seeds, args.out / f"dsprites_{rule}", args.reuse,
-                         "experiment=dsprites", *overrides)
-            summaries[rule] = [pd.read_csv(d / "summary.csv") for d in dirs]
-            results[rule] = [pd.read_csv(d / "results.csv") for d in dirs]
-        table = latent(summaries, results, args.seeds)
+                         "experiment=dsprites", *overrides, existing=args.existing)
+            if dirs:
+                summaries[rule] = {int(d.name[4:]): pd.read_csv(d / "summary.csv") for d in dirs}
+                results[rule] = [pd.read_csv(d / "results.csv") for d in dirs]
+        table = latent(summaries, results)
         print(table)
         replace_block(ROOT / "docs" / "latent.md", "dsprites", table)
     if args.threedident:
