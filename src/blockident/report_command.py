@@ -7,17 +7,17 @@ spread per run, encoding and readout) and ``summary.csv`` (means per kind) into 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import pandas as pd
 from omegaconf import OmegaConf
 
+from blockident.errors import UserError
 from blockident.io import atomic_write
 from blockident.report import COLUMNS, kind_means, plot_boxes, plot_categories
 
 
-class ReportError(Exception):
+class ReportError(UserError):
     """A run that cannot be reported; the message names it."""
 
 
@@ -99,11 +99,7 @@ def main(argv: list[str]) -> int:
                         help="one label per run (default: info.name/DIRECTORY)")
     args = parser.parse_args(argv)
     out = args.out or (args.run_dirs[0] if len(args.run_dirs) == 1 else Path("report"))
-    try:
-        means, paths = report(args.run_dirs, out, args.metric, args.readout, args.labels)
-    except ReportError as error:
-        print(f"blockident report: {error}", file=sys.stderr)
-        return 1
+    means, paths = report(args.run_dirs, out, args.metric, args.readout, args.labels)
     print(f"mean {args.metric} per kind:\n{means.round(3).to_string()}\n")
     for path in paths:
         print(f"wrote {path}")

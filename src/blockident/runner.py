@@ -31,6 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import blockident
 from blockident.engine import ContrastiveModule
+from blockident.errors import MissingError, debug, user_message
 from blockident.io import atomic_torch_save, atomic_write, atomic_write_text
 from blockident.readouts.control import (
     control_groups,
@@ -89,7 +90,7 @@ def load_run_config(run_dir: Path, composed: DictConfig) -> DictConfig:
     """The config saved in ``run_dir`` plus command-line overrides."""
     path = Path(run_dir) / CONFIG_FILE
     if not path.exists():
-        raise FileNotFoundError(f"{path}: not a blockident run directory (no {CONFIG_FILE})")
+        raise MissingError(f"{path}: not a blockident run directory (no {CONFIG_FILE})")
     return _with_overrides(OmegaConf.load(path), composed)
 
 
@@ -136,11 +137,11 @@ def find_checkpoint(run_dir: Path, step: int | None) -> tuple[int, Path, bool]:
     ckpts = {int(m.group(1)): p for p in (Path(run_dir) / CKPT_DIR).glob("step=*.ckpt")
              if (m := re.fullmatch(r"step=(\d+)\.ckpt", p.name))}
     if not ckpts:
-        raise FileNotFoundError(f"{Path(run_dir) / CKPT_DIR}: no checkpoints")
+        raise MissingError(f"{Path(run_dir) / CKPT_DIR}: no checkpoints")
     latest = max(ckpts)
     step = latest if step is None else step
     if step not in ckpts:
-        raise FileNotFoundError(f"{run_dir}: no checkpoint for step {step}; "
+        raise MissingError(f"{run_dir}: no checkpoint for step {step}; "
                                 f"available: {sorted(ckpts)}")
     return step, ckpts[step], step == latest
 
@@ -177,7 +178,7 @@ def train(cfg: DictConfig, run_dir: Path) -> Path:
     resuming = cfg.resume is not None
     if resuming:
         if not last.exists():
-            raise FileNotFoundError(f"{last}: nothing to resume from")
+            raise MissingError(f"{last}: nothing to resume from")
         data.load_state(run_dir)
     else:
         data.save_state(run_dir)
@@ -361,10 +362,27 @@ def _existing_run_experiment(command: str, argv: list[str]) -> list[str]:
 def hydra_main(command: str, argv: list[str]) -> int:
     """Run ``command`` under Hydra with ``argv`` as its command line."""
 
+    failures: list[Exception] = []
+
     @hydra.main(config_path="conf", config_name="config", version_base="1.3")
     def entry(cfg: DictConfig) -> None:
-        _task(cfg, command)
+        try:
+            _task(cfg, command)
+        except Exception as error:  # a user's error is reported by the CLI, not as a failed job
+            if user_message(error) is None or debug():
+                raise
+            failures.append(error)
 
     sys.argv = [f"blockident {command}", *_existing_run_experiment(command, argv), *argv]
-    entry()
+    full_error = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # errors reach blockident.cli, which reports them
+    try:
+        entry()
+    finally:
+        if full_error is None:
+            os.environ.pop("HYDRA_FULL_ERROR")
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = full_error
+    if failures:
+        raise failures[0]
     return 0

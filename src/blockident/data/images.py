@@ -22,12 +22,13 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from blockident.errors import DataError
 from blockident.io import atomic_write, atomic_write_text
 
 MAX_REPORTED = 10  # bad paths listed in a BadImageError message
 
 
-class BadImageError(ValueError):
+class BadImageError(DataError):
     """Missing or unreadable image(s); ``paths`` lists all of them."""
 
     def __init__(self, paths: Sequence[str | Path]):
@@ -36,8 +37,8 @@ class BadImageError(ValueError):
         more = len(self.paths) - MAX_REPORTED
         tail = f"\n  ... and {more} more" if more > 0 else ""
         super().__init__(
-            f"{len(self.paths)} missing or unreadable image(s) (pass skip_bad=True to fill them "
-            f"with zeros):\n  {shown}{tail}"
+            f"{len(self.paths)} missing or unreadable image(s) (data.skip_bad_images=true leaves "
+            f"out what uses them):\n  {shown}{tail}"
         )
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from blockident.data.factors import FactorDataset
+from blockident.errors import DataError, MissingError
 from blockident.io import atomic_write
 
 FILENAME = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
@@ -55,14 +56,14 @@ def grid_rows(dataset_classes: np.ndarray, sizes: tuple[int, ...]) -> np.ndarray
     """
     classes = np.asarray(dataset_classes, dtype=np.int64)
     if np.any(classes < 0) or np.any(classes >= np.asarray(sizes)):
-        raise ValueError(f"class indices outside the grid {tuple(sizes)}")
+        raise DataError(f"class indices outside the grid {tuple(sizes)}")
     rows = np.full(sizes, -1, dtype=np.int64)
     flat = np.ravel_multi_index(tuple(classes.T), sizes)
     rows.reshape(-1)[flat] = np.arange(len(classes))
     found = rows.reshape(-1)[flat]
     if np.any(found != np.arange(len(classes))):
         row = int(np.flatnonzero(found != np.arange(len(classes)))[0])
-        raise ValueError(f"rows {row} and {int(found[row])} have the same classes "
+        raise DataError(f"rows {row} and {int(found[row])} have the same classes "
                          f"{classes[row].tolist()}")
     return rows
 
@@ -72,11 +73,11 @@ def find_file(path: Path | str) -> Path:
     path = Path(path)
     if not path.is_dir():
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such dSprites file or folder")
+            raise MissingError(f"{path}: no such dSprites file or folder")
         return path
     found = sorted(path.glob("dsprites*.npz"))
     if len(found) != 1:
-        raise FileNotFoundError(f"{path}: expected one dsprites*.npz file, found "
+        raise MissingError(f"{path}: expected one dsprites*.npz file, found "
                                 f"{[p.name for p in found]}")
     return found[0]
 
@@ -95,7 +96,7 @@ def read_dsprites(path: Path | str, cache_dir: Path | str | None = None) -> DSpr
         return ValueError(f"{file}: {key}: {message}")
 
     if not zipfile.is_zipfile(file):
-        raise ValueError(f"{file}: not an npz (zip) archive")
+        raise DataError(f"{file}: not an npz (zip) archive")
     with np.load(file, allow_pickle=False) as npz:
         for key in ("imgs", "latents_values", "latents_classes"):
             if key not in npz.files:
@@ -157,7 +158,7 @@ def _member_header(file: Path, member: str) -> tuple[tuple[int, ...], np.dtype]:
         read = {(1, 0): np.lib.format.read_array_header_1_0,
                 (2, 0): np.lib.format.read_array_header_2_0}.get(version)
         if read is None:
-            raise ValueError(f"{file}: {member}: unsupported npy version {version}")
+            raise DataError(f"{file}: {member}: unsupported npy version {version}")
         shape, _, dtype = read(f)
     return shape, dtype
 
@@ -173,7 +174,7 @@ class _ImageLoader:
             self.imgs = np.load(self._extract(), mmap_mode="r")
         imgs = self.imgs[np.asarray(indices, dtype=np.int64)]
         if imgs.size and imgs.max() > 1:
-            raise ValueError(f"{self.file}: imgs: values must be 0/1, found {imgs.max()}")
+            raise DataError(f"{self.file}: imgs: values must be 0/1, found {imgs.max()}")
         return (imgs * np.uint8(255))[..., None]
 
     def _extract(self) -> Path:
