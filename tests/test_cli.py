@@ -6,9 +6,11 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from omegaconf import OmegaConf
 
 import blockident as blockident_pkg
 from blockident.cli import main
+from blockident.validate import check_config
 
 TINY = [
     "experiment=numerical", "data.content_dim=2", "data.style_dim=2", "data.modality_dim=1",
@@ -141,3 +143,4 @@ def test_every_experiment_composes(name, capsys):
     blockident("train", "--cfg", "job", f"experiment={name}")
     config = yaml.safe_load(capsys.readouterr().out)
     assert config["info"]["name"] == name and config["data"]["_target_"]
+    check_config(OmegaConf.create(config))  # every shipped experiment passes validation

@@ -50,7 +50,7 @@ class ContrastiveModule(EncoderModule):
         needs_neg = getattr(self.loss, "needs_negatives", False)
         if needs_neg and "neg1" not in batch:
             raise ConfigError(f"loss {type(self.loss).__name__} needs separately drawn negatives, "
-                             "but the batches have none (set data.negatives=true)")
+                              "but the batches have none (set data.negatives=true)")
         encodings, negatives = [], []
         for view in (1, 2):
             x = batch[f"view{view}"]

@@ -89,7 +89,7 @@ class FactorPairsData(L.LightningDataModule):
         empty = [k for k, v in self.splits.items() if len(v) == 0]
         if empty:
             raise DataError(f"{self.root}: no samples in {', '.join(empty)} with "
-                             f"data.fractions={list(self.fractions)}")
+                            f"data.fractions={list(self.fractions)}")
         self.train = self.data.subset(self.splits["encoder_train"])
 
     def save_state(self, run_dir: Path) -> None:
@@ -111,7 +111,7 @@ class FactorPairsData(L.LightningDataModule):
         changed = [k for k in self.splits if not np.array_equal(saved[k], self.splits[k])]
         if changed:
             raise DataError(f"{self.root}: the sample splits differ from those recorded in "
-                             f"{Path(run_dir) / STATE_FILE} ({', '.join(changed)})")
+                            f"{Path(run_dir) / STATE_FILE} ({', '.join(changed)})")
 
     # -- training ---------------------------------------------------------------------------
     def _images(self, data: FactorDataset, index: np.ndarray) -> torch.Tensor:
@@ -126,7 +126,7 @@ class FactorPairsData(L.LightningDataModule):
         keep = np.flatnonzero(partner >= 0)[:self.batch_size]
         if len(keep) == 0:
             raise ConfigError(f"pairs.rule found no partner for any of {len(anchors)} anchors; "
-                             "is every style factor constant?")
+                              "is every style factor constant?")
         return {"view1": self._images(self.train, anchors[keep]),
                 "view2": self._images(self.train, partner[keep])}
 

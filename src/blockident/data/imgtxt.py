@@ -51,7 +51,7 @@ class ImgTxtData(L.LightningDataModule):
         options = dict(augment or {})
         if options.pop("flip", False):
             raise ConfigError("augment.flip would swap left and right in the image but not in "
-                             "the caption; it is not supported")
+                              "the caption; it is not supported")
         if readout_source not in ("train", "val"):
             raise ConfigError(f"readout_source must be 'train' or 'val', got {readout_source!r}")
         self.root, self.size, self.batch_size = Path(root), size, batch_size

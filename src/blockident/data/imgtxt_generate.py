@@ -224,7 +224,7 @@ def generate(out_dir: str | Path, config: GeneratorConfig, overwrite: bool = Fal
     existing = [out_dir / s for s in SPLITS if (out_dir / s).exists()]
     if existing and not overwrite:
         raise ExistsError(f"{', '.join(map(str, existing))} already exist(s); pass "
-                              f"--overwrite to replace")
+                          f"--overwrite to replace")
     for folder in existing:
         shutil.rmtree(folder)
     for k, (split, n) in enumerate(config.split_sizes().items()):

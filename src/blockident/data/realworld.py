@@ -81,8 +81,8 @@ class RealWorldData(L.LightningDataModule):
         self.pairs = build_pairs(annotations, self.pair_config)
         if len(self.pairs.style) == 0:
             raise ConfigError(f"{self.root}: pairs.k={self.pair_config.k} makes all "
-                             f"{len(self.pairs.content)} observed categories content, so no "
-                             "style is left to test; choose a smaller pairs.k")
+                              f"{len(self.pairs.content)} observed categories content, so no "
+                              "style is left to test; choose a smaller pairs.k")
         frames = np.unique(self.pairs.pairs)
         self.cache = ImageCache.build(annotations.image_paths(frames, absolute=True), self.size,
                                       self.cache_dir, skip_bad=self.skip_bad_images)
@@ -100,8 +100,8 @@ class RealWorldData(L.LightningDataModule):
         empty = [s for s in ("encoder_train", *READOUT_STRATA.values()) if counts[s] == 0]
         if empty:
             raise DataError(f"{self.root}: no pairs in {', '.join(empty)} with "
-                             f"{self.pair_config}; more videos, other pairs.k / pairs.n or "
-                             "pairs.same_sequence=allow give more pairs")
+                            f"{self.pair_config}; more videos, other pairs.k / pairs.n or "
+                            "pairs.same_sequence=allow give more pairs")
 
     def stratum_pairs(self, stratum: str) -> np.ndarray:
         """(P, 2) cache rows of the usable pairs of ``stratum``."""
@@ -132,7 +132,7 @@ class RealWorldData(L.LightningDataModule):
         if saved != now:
             changed = [k for k in now if saved.get(k) != now[k]]
             raise DataError(f"{self.root}: the pairs differ from those recorded in {path} "
-                             f"(changed: {', '.join(changed)}); did the annotations change?")
+                            f"(changed: {', '.join(changed)}); did the annotations change?")
 
     # -- training -------------------------------------------------------------------------------
     def _batch(self, pairs: np.ndarray, generator: torch.Generator) -> dict[str, torch.Tensor]:

@@ -415,7 +415,7 @@ def generate_scenes(out_dir: Path | str, config: SceneConfig, progress: bool = T
     present = [name for name in OWN_FILES if (out_dir / name).exists()]
     if present:
         raise ExistsError(f"{out_dir}: already holds {', '.join(present)} "
-                              "(ensure_scenes reuses or replaces a generated set)")
+                          "(ensure_scenes reuses or replaces a generated set)")
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / MANIFEST, json.dumps(manifest(config, complete=False)))
     sequences: dict[str, list[dict]] = {split: [] for split in SPLITS}
@@ -448,7 +448,7 @@ def ensure_scenes(out_dir: Path | str, config: SceneConfig, progress: bool = Tru
         present = [name for name in OWN_FILES if (out_dir / name).exists()]
         if present:
             raise ExistsError(f"{out_dir}: holds {', '.join(present)} but no {MANIFEST}; "
-                                  "not written by the scene generator, so not replaced")
+                              "not written by the scene generator, so not replaced")
     else:
         for name in OWN_FILES:  # the manifest last: an interrupted clear stays recognisable
             path = out_dir / name

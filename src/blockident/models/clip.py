@@ -28,11 +28,11 @@ def _check_directory(path: Path) -> None:
     config = path / "config.json"
     if not config.is_file():
         raise DataError(f"{path} holds no config.json; expected a CLIP model saved with "
-                         "save_pretrained")
+                        "save_pretrained")
     model_type = json.loads(config.read_text()).get("model_type")
     if model_type not in CLIP_MODEL_TYPES:
         raise DataError(f"{config} is not a CLIP config: model_type {model_type!r}, expected "
-                         f"one of {CLIP_MODEL_TYPES}")
+                        f"one of {CLIP_MODEL_TYPES}")
 
 
 def _clip_statistics(path: Path) -> tuple[list[float], list[float]]:

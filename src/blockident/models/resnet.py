@@ -88,8 +88,8 @@ def load_backbone_weights(model: nn.Module, state: Mapping[str, torch.Tensor],
                     for k in set(own) & set(state) if own[k].shape != state[k].shape)
     if missing or unexpected or shapes:
         raise DataError(f"weights in {source} do not fit {type(model).__name__}: "
-                         f"missing keys {missing}; unexpected keys {unexpected}; "
-                         f"shape mismatches {shapes}")
+                        f"missing keys {missing}; unexpected keys {unexpected}; "
+                        f"shape mismatches {shapes}")
     model.load_state_dict(state)
 
 

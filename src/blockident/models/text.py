@@ -30,7 +30,7 @@ class TextConvNet(nn.Module):
         super().__init__()
         if kernel_size % 2 != 1:
             raise ConfigError(f"kernel_size must be odd (same-length convolutions), "
-                             f"got {kernel_size}")
+                              f"got {kernel_size}")
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD_ID)
         widths = [embedding_dim, *channels, output_dim]
         self.convs = nn.ModuleList(nn.Conv1d(c_in, c_out, kernel_size, padding=kernel_size // 2)

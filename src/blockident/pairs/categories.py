@@ -67,7 +67,7 @@ class PairConfig:
                 raise ConfigError(f"categories both content and style: {sorted(both)}")
         if self.same_sequence not in SAME_SEQUENCE:
             raise ConfigError(f"same_sequence must be one of {SAME_SEQUENCE}, "
-                             f"got {self.same_sequence!r}")
+                              f"got {self.same_sequence!r}")
         if len(self.strata_weights) != len(STRATA):
             raise ConfigError(f"strata_weights needs {len(STRATA)} numbers ({', '.join(STRATA)})")
 

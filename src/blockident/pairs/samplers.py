@@ -31,7 +31,7 @@ def _check(data: FactorDataset, content: Sequence[str]) -> list[str]:
     unknown = set(content) - set(data.names)
     if unknown:
         raise ConfigError(f"pairs.content names unknown factors {sorted(unknown)}; the factors "
-                         f"are {list(data.names)}")
+                          f"are {list(data.names)}")
     return [n for n in data.names if n not in content]
 
 

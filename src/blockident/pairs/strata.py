@@ -46,7 +46,7 @@ def assign_strata(annotations: BurstAnnotations, weights: Sequence[float] = DEFA
     weights = np.asarray(weights, dtype=float)
     if weights.shape != (len(STRATA),) or (weights < 0).any() or weights.sum() <= 0:
         raise ConfigError(f"strata weights must be {len(STRATA)} non-negative numbers with a "
-                         f"positive sum, got {weights.tolist()}")
+                          f"positive sum, got {weights.tolist()}")
     a = annotations
     split_rank = np.array([SPLITS.index(s) for s in a.seq_split], dtype=np.int64)
     canonical = np.lexsort((a.seq_id, split_rank))

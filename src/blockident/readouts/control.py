@@ -47,7 +47,7 @@ def control_names(cfg) -> list[str]:
     unknown = set(names) - set(CONTROLS)
     if unknown:
         raise ConfigError(f"readout.control: unknown {sorted(unknown)}; expected any of "
-                         f"{', '.join(CONTROLS)} or none")
+                          f"{', '.join(CONTROLS)} or none")
     return names
 
 
@@ -188,7 +188,7 @@ def oracle_encodings(splits: dict[str, ReadoutSplit]) -> dict[str, dict[str, np.
     missing = [s for s, split in splits.items() if not split.oracle]
     if missing:
         raise ConfigError("readout.control=oracle needs the true latents of every input, which "
-                         "this experiment's data does not provide; use readout.control="
-                         "supervised")
+                          "this experiment's data does not provide; use readout.control="
+                          "supervised")
     return {s: {name: np.asarray(a, dtype=np.float32) for name, a in split.oracle.items()}
             for s, split in splits.items()}

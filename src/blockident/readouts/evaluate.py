@@ -123,7 +123,7 @@ def readout_rows(splits: dict[str, ReadoutSplit], encodings: Encodings,
                         ("binary", "binary")):
         if by_type[kind] and not cfg.get(needs):
             raise ConfigError(f"{len(by_type[kind])} {kind} factors to read out, but the "
-                             f"readout config has no '{needs}'")
+                              f"readout config has no '{needs}'")
     if by_type["continuous"]:
         regressors = {name: instantiate(spec) for name, spec in cfg.regressors.items()
                       if spec is not None}  # null removes a readout in an experiment's config

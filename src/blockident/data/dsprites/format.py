@@ -64,7 +64,7 @@ def grid_rows(dataset_classes: np.ndarray, sizes: tuple[int, ...]) -> np.ndarray
     if np.any(found != np.arange(len(classes))):
         row = int(np.flatnonzero(found != np.arange(len(classes)))[0])
         raise DataError(f"rows {row} and {int(found[row])} have the same classes "
-                         f"{classes[row].tolist()}")
+                        f"{classes[row].tolist()}")
     return rows
 
 
@@ -78,7 +78,7 @@ def find_file(path: Path | str) -> Path:
     found = sorted(path.glob("dsprites*.npz"))
     if len(found) != 1:
         raise MissingError(f"{path}: expected one dsprites*.npz file, found "
-                                f"{[p.name for p in found]}")
+                           f"{[p.name for p in found]}")
     return found[0]
 
 

@@ -135,7 +135,7 @@ def generate_3dident(root: str | Path, n_train: int, n_test: int, size: int = 64
     :class:`FileExistsError` unless ``overwrite``."""
     if n_train < 1 or n_test < 0 or size < 1 or seed < 0:
         raise ConfigError(f"need n_train >= 1, n_test >= 0, size >= 1, seed >= 0; got {n_train}, "
-                         f"{n_test}, {size}, {seed}")
+                          f"{n_test}, {size}, {seed}")
     root = Path(root)
     splits = {"train": n_train, "test": n_test} if n_test else {"train": n_train}
     existing = [root / s for s in splits if (root / s).exists()]
