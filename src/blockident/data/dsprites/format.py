@@ -7,7 +7,8 @@ is never read. A file with fewer rows (a subsample of the grid, any order) is ac
 
 ``imgs`` is 2.9 GB uncompressed, so it is read lazily: the first call of the loader extracts the
 ``imgs.npy`` member once to a cache file (``<npz name>.imgs.npy`` beside the npz, or in
-``cache_dir``) and memory-maps it; later reads reuse the cache while it is newer than the npz.
+``cache_dir``) and memory-maps it; later reads reuse it while the npz keeps its size and
+modification time (:mod:`blockident.data.cache`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from blockident.data import cache
 from blockident.data.factors import FactorDataset
 from blockident.errors import DataError, MissingError
 from blockident.io import atomic_write
@@ -144,8 +146,8 @@ def read_dsprites(path: Path | str, cache_dir: Path | str | None = None) -> DSpr
     except ValueError as error:
         raise fail("latents_classes", str(error)) from None
 
-    cache = Path(cache_dir) if cache_dir is not None else file.parent
-    data = FactorDataset(FACTORS, values, _ImageLoader(file, cache / f"{file.name}.imgs.npy"),
+    folder = Path(cache_dir) if cache_dir is not None else file.parent
+    data = FactorDataset(FACTORS, values, _ImageLoader(file, folder / f"{file.name}.imgs.npy"),
                          grids=grids, categorical=frozenset({"shape"}),
                          periodic={"orientation": 2 * np.pi})
     return DSprites(data, classes, sizes, rows)
@@ -178,14 +180,17 @@ class _ImageLoader:
         return (imgs * np.uint8(255))[..., None]
 
     def _extract(self) -> Path:
+        """The extracted ``imgs.npy``: a :mod:`blockident.data.cache` entry keyed on the npz."""
+        stamps = [cache.stamp(self.file)]
+        entry = cache.read(self.cache, {"member": "imgs.npy"})
+        if entry is not None and not cache.changed(stamps, entry["stamps"]):
+            return self.cache
         with zipfile.ZipFile(self.file) as archive:
-            size = archive.getinfo("imgs.npy").file_size
-            if (self.cache.is_file() and self.cache.stat().st_size == size
-                    and self.cache.stat().st_mtime_ns >= self.file.stat().st_mtime_ns):
-                return self.cache
 
             def write(tmp: str) -> None:
                 with archive.open("imgs.npy") as src, open(tmp, "wb") as dst:
                     shutil.copyfileobj(src, dst, 1 << 24)
 
-            return atomic_write(self.cache, write)
+            atomic_write(self.cache, write)
+        cache.write(self.cache, {"member": "imgs.npy"}, stamps)
+        return self.cache
