@@ -8,9 +8,9 @@ import pytest
 import torch
 from PIL import Image
 
-from blockident.data.augment import IMAGENET_MEAN, IMAGENET_STD, Augment
 from blockident.cli import main
 from blockident.data import images
+from blockident.data.augment import IMAGENET_MEAN, IMAGENET_STD, Augment
 from blockident.data.images import BadImageError, ImageCache
 
 COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (200, 120, 40)]
