@@ -198,7 +198,7 @@ def test_prepare_burst_with_frames_in_data_dir_keeps_annotation_files(tmp_path, 
 
 def test_prepare_burst_errors_are_reported(tmp_path, capsys):
     write_burst(tmp_path, SMALL, frames_at=None)
-    assert main(["prepare", "burst", str(tmp_path)]) == 1
-    assert "neither" in capsys.readouterr().out
-    assert main(["prepare", "burst", str(tmp_path / "absent")]) == 1
-    assert "categories.json" in capsys.readouterr().out
+    assert main(["prepare", "burst", str(tmp_path)]) == 2
+    assert "neither" in capsys.readouterr().err
+    assert main(["prepare", "burst", str(tmp_path / "absent")]) == 2
+    assert "categories.json" in capsys.readouterr().err

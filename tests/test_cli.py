@@ -6,9 +6,11 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from omegaconf import OmegaConf
 
 import blockident as blockident_pkg
 from blockident.cli import main
+from blockident.validate import check_config
 
 TINY = [
     "experiment=numerical", "data.content_dim=2", "data.style_dim=2", "data.modality_dim=1",
@@ -73,8 +75,7 @@ def test_evaluate_a_chosen_checkpoint(trained, capsys):
     assert "step 10" in capsys.readouterr().out
     # the run's own results.csv still describes the latest checkpoint
     assert set(pd.read_csv(trained / "results.csv").readout) == {"linear", "kernel_ridge", "mlp"}
-    with pytest.raises(SystemExit):
-        blockident("evaluate", f"run_dir={trained}", "ckpt=15")
+    assert main(["evaluate", f"run_dir={trained}", "ckpt=15"]) == 2
     assert "no checkpoint for step 15; available: [0, 10, 20]" in capsys.readouterr().err
 
 
@@ -90,8 +91,7 @@ def test_resumed_training_equals_uninterrupted_training(tmp_path):
 
 
 def test_resume_of_a_non_run_is_a_clear_error(tmp_path, capsys):
-    with pytest.raises(SystemExit):
-        blockident("train", f"resume={tmp_path}")
+    assert main(["train", f"resume={tmp_path}"]) == 2
     assert f"{tmp_path}/config.yaml: not a blockident run directory" in capsys.readouterr().err
 
 
@@ -143,3 +143,4 @@ def test_every_experiment_composes(name, capsys):
     blockident("train", "--cfg", "job", f"experiment={name}")
     config = yaml.safe_load(capsys.readouterr().out)
     assert config["info"]["name"] == name and config["data"]["_target_"]
+    check_config(OmegaConf.create(config))  # every shipped experiment passes validation

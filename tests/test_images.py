@@ -8,6 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
+from blockident.cli import main
+from blockident.data import images
 from blockident.data.augment import IMAGENET_MEAN, IMAGENET_STD, Augment
 from blockident.data.images import BadImageError, ImageCache
 
@@ -89,7 +91,7 @@ def test_corrupt_and_missing_raise_naming_paths(tmp_path):
     assert str(corrupt) in str(err.value) and str(missing) in str(err.value)
     assert err.value.paths == [str(corrupt), str(missing)]
     assert isinstance(err.value, ValueError)
-    assert not list((tmp_path / "cache").glob("*"))  # nothing half-written
+    assert not list((tmp_path / "cache").glob(".*"))  # no temporary files left
 
 
 def test_error_message_truncates(tmp_path):
@@ -113,6 +115,39 @@ def test_skip_bad_fills_zeros_and_records(tmp_path, monkeypatch):
     assert ImageCache.build(inputs, 8, tmp_path / "cache", skip_bad=True).bad == cache.bad
     with pytest.raises(BadImageError, match="corrupt.png"):
         ImageCache.build(inputs, 8, tmp_path / "cache")
+
+
+def test_a_replaced_image_is_decoded_again_and_only_it(tmp_path, monkeypatch):
+    paths = write_images(tmp_path)
+    first = ImageCache.build(paths, 8, tmp_path / "cache")
+    Image.new("RGB", (40, 30), (9, 9, 9)).save(paths[2])  # new bytes, same name
+    decoded = []
+    monkeypatch.setattr(images, "load_image", lambda p, size: decoded.append(p) or
+                        np.full((size, size, 3), 9, np.uint8))
+    again = ImageCache.build(paths, 8, tmp_path / "cache")
+    assert decoded == [paths[2]] and (again.array[2] == 9).all()
+    assert np.array_equal(first.array[0], again.array[0])
+    assert (first.array[2] != 9).any()  # an open cache keeps the pixels it was opened with
+
+
+def test_a_repaired_bad_image_is_used_again(tmp_path):
+    paths = write_images(tmp_path, COLOURS[:2])
+    paths[1].write_bytes(b"truncated")
+    assert ImageCache.build(paths, 8, tmp_path / "cache", skip_bad=True).bad == {1: str(paths[1])}
+    Image.new("RGB", (40, 30), COLOURS[1]).save(paths[1])
+    cache = ImageCache.build(paths, 8, tmp_path / "cache")
+    assert cache.bad == {} and cache.array[1].any()
+
+
+def test_prepare_cache_clear_removes_every_entry(tmp_path, capsys):
+    paths = write_images(tmp_path)
+    ImageCache.build(paths, 8, tmp_path / "data" / ".blockident_cache")
+    ImageCache.build(paths, 4, tmp_path / "data" / ".blockident_cache")
+    assert main(["prepare", "cache", str(tmp_path / "data")]) == 0
+    assert "2 cache entries" in capsys.readouterr().out
+    assert main(["prepare", "cache", str(tmp_path / "data"), "--clear"]) == 0
+    assert not list((tmp_path / "data").rglob("*.npy"))
+    assert not list((tmp_path / "data").rglob("*.json"))
 
 
 def random_batch(b=6, h=20, w=24):

@@ -234,7 +234,7 @@ def test_command_writes_the_layout_and_refuses_to_overwrite(tmp_path, capsys):
     assert main(args) == 0
     assert [len(s) for s in load(out).values()] == [12, 3, 3]
     assert Image.open(out / "train" / "images" / "11.png").size == (16, 16)
-    assert main(args) == 1
+    assert main(args) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert main([*args, "--overwrite", "--seed", "4"]) == 0
     with pytest.raises(SystemExit):

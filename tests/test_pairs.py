@@ -347,12 +347,15 @@ def test_pairs_command_options_and_errors(tmp_path, capsys):
     assert main(["pairs", str(data), "--content", "4", "--style", "99999", "--n", "1",
                  "--leq-n", "--count-instances", "--weights", "1", "0", "0", "0",
                  "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
-    assert "99999" in printed and "absent from categories.json" in printed
-    assert "neither" in printed and "no split file for val, test" in printed
+    printed = capsys.readouterr()
+    assert "99999" in printed.err and "absent from categories.json" in printed.err
+    assert "neither" in printed.err and "no split file for val, test" in printed.err
+    assert "warning: no pairs in stratum readout_test" in printed.err
+    assert "warning" not in printed.out
     table = pd.read_csv(out, keep_default_na=False, dtype=str)
     assert table["content"].tolist() == ["4"]  # both frames show one 4; 99999 is style
     assert sorted(table.loc[0, ["style1", "style2"]]) == ["", "99999"]
-    assert main(["pairs", str(data), "--content", "4", "--out", str(out)]) == 1
-    assert "both" in capsys.readouterr().out
-    assert main(["pairs", str(tmp_path / "absent"), "--out", str(out)]) == 1
+    assert main(["pairs", str(data), "--content", "4", "--out", str(out)]) == 2
+    printed = capsys.readouterr()
+    assert "both" in printed.err and printed.out == ""
+    assert main(["pairs", str(tmp_path / "absent"), "--out", str(out)]) == 2

@@ -129,8 +129,7 @@ def test_changed_pairs_are_detected_when_evaluating(burst, tmp_path):
 def test_a_run_without_style_or_pairs_fails_before_writing_anything(burst, tmp_path, capsys,
                                                                      override, message):
     run_dir = tmp_path / "run"
-    with pytest.raises(SystemExit):
-        main(["run", *TINY, f"data.root={burst}", f"run_dir={run_dir}", override])
+    assert main(["run", *TINY, f"data.root={burst}", f"run_dir={run_dir}", override]) == 2
     assert message in capsys.readouterr().err
     assert not run_dir.exists()
 

@@ -101,7 +101,7 @@ def test_missing_results_are_named(tmp_path, capsys):
     run = make_run(tmp_path / "a", results_table(0))
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert main(["report", str(run), str(empty), "--out", str(tmp_path / "out")]) == 1
+    assert main(["report", str(run), str(empty), "--out", str(tmp_path / "out")]) == 2
     assert str(empty / "results.csv") in capsys.readouterr().err
 
 
@@ -109,7 +109,7 @@ def test_wrong_columns_are_named(tmp_path, capsys):
     run = tmp_path / "a"
     run.mkdir()
     pd.DataFrame({"factor": ["x"], "value": [1.0]}).to_csv(run / "results.csv", index=False)
-    assert main(["report", str(run)]) == 1
+    assert main(["report", str(run)]) == 2
     err = capsys.readouterr().err
     assert str(run / "results.csv") in err and "encoding" in err
 
@@ -117,9 +117,9 @@ def test_wrong_columns_are_named(tmp_path, capsys):
 def test_absent_metric_or_readout_fails(tmp_path, capsys):
     regression = results_table(0).assign(metric="r2")
     run = make_run(tmp_path / "a", regression)
-    assert main(["report", str(run)]) == 1
+    assert main(["report", str(run)]) == 2
     assert "no 'balanced_accuracy' rows" in capsys.readouterr().err
     run = make_run(tmp_path / "b", results_table(0))
-    assert main(["report", str(run), "--readout", "svc"]) == 1
+    assert main(["report", str(run), "--readout", "svc"]) == 2
     assert "no readout 'svc'" in capsys.readouterr().err
     assert not (run / "summary.csv").exists()

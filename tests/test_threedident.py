@@ -89,7 +89,7 @@ def test_prepare_command(tmp_path, capsys):
     assert main(args) == 0
     assert "images/s" in capsys.readouterr().out
     assert read_3dident(out, "test").load([1]).shape == (1, 8, 8, 3)
-    assert main(args) == 1  # existing splits are kept
+    assert main(args) == 2  # existing splits are kept
 
 
 # --- the renderer: each latent moves the image the expected way ------------------------------

@@ -1,13 +1,17 @@
 """Command-line entry point ``blockident``.
 
 ``train``, ``evaluate`` and ``run`` take Hydra overrides (``key=value``, ``-m`` for a sweep);
-the other commands take ordinary options (see ``blockident COMMAND --help``).
+the other commands take ordinary options (see ``blockident COMMAND --help``). An error the user
+can act on (:mod:`blockident.errors`, a misspelt override, a missing config value) is printed as
+one message on stderr with exit code 2; ``BLOCKIDENT_DEBUG=1`` shows its traceback.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
+
+from blockident.errors import debug, user_message
 
 HYDRA_COMMANDS = {
     "train": "train an encoder (resume=RUN_DIR continues an interrupted run)",
@@ -46,22 +50,33 @@ def _usage() -> str:
     return USAGE.format(commands="\n".join(f"  {k:<12} {v}" for k, v in rows.items()))
 
 
+def _dispatch(command: str, rest: list[str]) -> int:
+    if command in HYDRA_COMMANDS:
+        from blockident.runner import hydra_main
+
+        return hydra_main(command, rest)
+    module, function, _ = TOOL_COMMANDS[command]
+    return getattr(importlib.import_module(module), function)(rest) or 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_usage())
         return 0
     command, rest = argv[0], argv[1:]
-    if command in HYDRA_COMMANDS:
-        from blockident.runner import hydra_main
-
-        return hydra_main(command, rest)
-    if command in TOOL_COMMANDS:
-        module, function, _ = TOOL_COMMANDS[command]
-        return getattr(importlib.import_module(module), function)(rest) or 0
-    print(f"blockident: unknown command {command!r}\n", file=sys.stderr)
-    print(_usage(), file=sys.stderr)
-    return 2
+    if command not in HYDRA_COMMANDS and command not in TOOL_COMMANDS:
+        print(f"blockident: unknown command {command!r}\n", file=sys.stderr)
+        print(_usage(), file=sys.stderr)
+        return 2
+    try:
+        return _dispatch(command, rest)
+    except Exception as error:
+        message = user_message(error)
+        if message is None or debug():
+            raise
+        print(f"blockident {command}: error: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from blockident.errors import ConfigError
 from blockident.models.pair import EncoderPair
 
 
@@ -48,8 +49,8 @@ class ContrastiveModule(EncoderModule):
         each view's inputs pass its encoder once."""
         needs_neg = getattr(self.loss, "needs_negatives", False)
         if needs_neg and "neg1" not in batch:
-            raise ValueError(f"loss {type(self.loss).__name__} needs separately drawn negatives, "
-                             "but the batches have none (set data.negatives=true)")
+            raise ConfigError(f"loss {type(self.loss).__name__} needs separately drawn negatives, "
+                              "but the batches have none (set data.negatives=true)")
         encodings, negatives = [], []
         for view in (1, 2):
             x = batch[f"view{view}"]

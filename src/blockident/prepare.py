@@ -7,6 +7,7 @@ import sys
 
 # source -> (module, function taking argv and returning an exit code, one-line help)
 SOURCES = {
+    "cache": ("blockident.data.cache", "main", "list or --clear the caches under a folder"),
     "burst": ("blockident.data.burst_prepare", "main", "list/delete frames no annotation uses"),
     "scenes": ("blockident.data.scenes", "main", "generate videos with BURST annotations"),
     "imgtxt": ("blockident.data.imgtxt_generate", "main", "generate Multimodal3DIdent-like pairs"),

@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from blockident.errors import UserError  # noqa: E402
 from blockident.io import atomic_write  # noqa: E402
 
 COLUMNS = ["encoding", "factor", "kind", "readout", "metric", "value"]
@@ -28,7 +29,7 @@ def write_results(rows: list[dict], path: Path) -> pd.DataFrame:
     return table
 
 
-class ReportError(Exception):
+class ReportError(UserError):
     """A run that cannot be reported; the message names it."""
 
 

@@ -9,7 +9,6 @@ With ``--html``: the HTML page of one run (``RUN_DIR/report.html``), of a sweep 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -74,20 +73,16 @@ def report(run_dirs: list[Path], out: Path, metric: str = "balanced_accuracy",
 def _html(paths: list[Path], out: Path | None, folder: Path | None) -> int:
     """The run page of one run, else the comparison page (a sweep folder also gets its
     ``summary.csv``)."""
-    try:
-        if len(paths) == 1 and (paths[0] / "results.csv").is_file() and out is None:
-            written = [write_run_report(paths[0])]
-        else:
-            runs = find_runs(paths)
-            sweep = len(paths) == 1 and paths[0] not in runs
-            default = paths[0] if sweep else folder or Path("report")
-            written = [write_sweep_report(runs, out or default / REPORT)]
-            if sweep:
-                write_summary(runs, paths[0] / "summary.csv")
-                written.append(paths[0] / "summary.csv")
-    except ReportError as error:
-        print(f"blockident report: {error}", file=sys.stderr)
-        return 1
+    if len(paths) == 1 and (paths[0] / "results.csv").is_file() and out is None:
+        written = [write_run_report(paths[0])]
+    else:
+        runs = find_runs(paths)
+        sweep = len(paths) == 1 and paths[0] not in runs
+        default = paths[0] if sweep else folder or Path("report")
+        written = [write_sweep_report(runs, out or default / REPORT)]
+        if sweep:
+            write_summary(runs, paths[0] / "summary.csv")
+            written.append(paths[0] / "summary.csv")
     for path in written:
         print(f"wrote {path}")
     return 0
@@ -111,11 +106,7 @@ def main(argv: list[str]) -> int:
     if args.html is not None:
         return _html(args.run_dirs, Path(args.html) if args.html else None, args.out)
     out = args.out or (args.run_dirs[0] if len(args.run_dirs) == 1 else Path("report"))
-    try:
-        means, paths = report(args.run_dirs, out, args.metric, args.readout, args.labels)
-    except ReportError as error:
-        print(f"blockident report: {error}", file=sys.stderr)
-        return 1
+    means, paths = report(args.run_dirs, out, args.metric, args.readout, args.labels)
     print(f"mean {args.metric} per kind:\n{means.round(3).to_string()}\n")
     for path in paths:
         print(f"wrote {path}")

@@ -27,6 +27,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import instantiate
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
@@ -34,6 +35,7 @@ from omegaconf import DictConfig, OmegaConf
 import blockident
 from blockident import runinfo
 from blockident.engine import ContrastiveModule
+from blockident.errors import ConfigError, MissingError, debug, user_message
 from blockident.io import atomic_torch_save, atomic_write, atomic_write_text
 from blockident.readouts.control import (
     control_groups,
@@ -45,10 +47,13 @@ from blockident.readouts.evaluate import ReadoutCallback, encode_splits, readout
 from blockident.readouts.share import chance_levels, identified_share_rows, kind_summary
 from blockident.report import plot_boxes, plot_categories, plot_results, summary, write_results
 from blockident.report_html import write_run_report
+from blockident.runlock import LOCK_FILE, run_lock
+from blockident.validate import check_config
 
 CONFIG_FILE = "config.yaml"
 CKPT_DIR = "checkpoints"
 METRICS_FILE = "metrics.csv"
+HYDRA_LOG = "blockident.log"  # Hydra's log of the job, created with the run directory
 
 
 def _default_run_dir(resume: str | None, name: str) -> str:
@@ -95,7 +100,7 @@ def load_run_config(run_dir: Path, composed: DictConfig) -> DictConfig:
     """The config saved in ``run_dir`` plus command-line overrides."""
     path = Path(run_dir) / CONFIG_FILE
     if not path.exists():
-        raise FileNotFoundError(f"{path}: not a blockident run directory (no {CONFIG_FILE})")
+        raise MissingError(f"{path}: not a blockident run directory (no {CONFIG_FILE})")
     return _with_overrides(OmegaConf.load(path), composed)
 
 
@@ -142,12 +147,12 @@ def find_checkpoint(run_dir: Path, step: int | None) -> tuple[int, Path, bool]:
     ckpts = {int(m.group(1)): p for p in (Path(run_dir) / CKPT_DIR).glob("step=*.ckpt")
              if (m := re.fullmatch(r"step=(\d+)\.ckpt", p.name))}
     if not ckpts:
-        raise FileNotFoundError(f"{Path(run_dir) / CKPT_DIR}: no checkpoints")
+        raise MissingError(f"{Path(run_dir) / CKPT_DIR}: no checkpoints")
     latest = max(ckpts)
     step = latest if step is None else step
     if step not in ckpts:
-        raise FileNotFoundError(f"{run_dir}: no checkpoint for step {step}; "
-                                f"available: {sorted(ckpts)}")
+        raise MissingError(f"{run_dir}: no checkpoint for step {step}; "
+                           f"available: {sorted(ckpts)}")
     return step, ckpts[step], step == latest
 
 
@@ -183,7 +188,7 @@ def train(cfg: DictConfig, run_dir: Path) -> Path:
     resuming = cfg.resume is not None
     if resuming:
         if not last.exists():
-            raise FileNotFoundError(f"{last}: nothing to resume from")
+            raise MissingError(f"{last}: nothing to resume from")
         data.load_state(run_dir)
     else:
         data.save_state(run_dir)
@@ -203,8 +208,11 @@ def train(cfg: DictConfig, run_dir: Path) -> Path:
     options = dict(cfg.trainer)  # a run shorter than the log interval still logs its curve
     options["log_every_n_steps"] = max(1, min(options.get("log_every_n_steps", 50),
                                               cfg.trainer.max_steps))
-    trainer = L.Trainer(**options, default_root_dir=run_dir, callbacks=callbacks,
-                        logger=build_loggers(cfg, run_dir))
+    try:
+        trainer = L.Trainer(**options, default_root_dir=run_dir, callbacks=callbacks,
+                            logger=build_loggers(cfg, run_dir))
+    except (ValueError, TypeError, MisconfigurationException) as error:  # a bad trainer.* value
+        raise ConfigError(f"trainer: {error}") from error
     earlier = _read_metrics(run_dir) if resuming else None  # the CSV logger starts afresh
     trainer.fit(module, datamodule=data, ckpt_path=last if resuming else None)
     if earlier is not None and trainer.is_global_zero:
@@ -334,17 +342,27 @@ def _task(cfg: DictConfig, command: str) -> None:
         cfg = load_run_config(run_dir, cfg)
         cfg.resume = str(run_dir) if command != "evaluate" else None
     cfg.run_dir = str(run_dir)
-    try:
-        control_names(cfg.readout)  # a misspelt control fails before training, not after
+    with run_lock(run_dir):
         if command in ("train", "run"):
-            train(cfg, run_dir)
+            _train_or_clean_up(cfg, run_dir)
+        if command in ("evaluate", "run"):
+            evaluate(cfg, run_dir, cfg.ckpt)
+        if command in ("train", "run"):
+            _record(cfg, command, run_dir, started)
+
+
+def _train_or_clean_up(cfg: DictConfig, run_dir: Path) -> None:
+    """Check the config, then train. A new run that fails before it saved a trained
+    checkpoint removes what it wrote: no directory is left that looks like a run."""
+    existed = {p.name for p in run_dir.iterdir()} - {HYDRA_LOG, LOCK_FILE}
+    try:
+        check_config(cfg)
+        control_names(cfg.readout)  # a misspelt control fails before training, not after
+        train(cfg, run_dir)
     except BaseException:
-        _remove_if_unused(run_dir)
+        if cfg.resume is None and not _trained(run_dir):
+            _remove_new(run_dir, existed)
         raise
-    if command in ("evaluate", "run"):
-        evaluate(cfg, run_dir, cfg.ckpt)
-    if command in ("train", "run"):
-        _record(cfg, command, run_dir, started)
 
 
 @rank_zero_only
@@ -357,11 +375,20 @@ def _record(cfg: DictConfig, command: str, run_dir: Path, started: float) -> Non
         print(f"report:  {write_run_report(run_dir)}")
 
 
-def _remove_if_unused(run_dir: Path) -> None:
-    """Remove a run directory that holds nothing but Hydra's log: a run that failed before it
-    wrote anything leaves no directory that looks like a run."""
-    if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {"blockident.log"}:
-        shutil.rmtree(run_dir, ignore_errors=True)
+def _trained(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a checkpoint of a training step (not only the initial one)."""
+    return (run_dir / CKPT_DIR / "last.ckpt").exists() or any(
+        p.name != "step=0.ckpt" for p in (run_dir / CKPT_DIR).glob("step=*.ckpt"))
+
+
+def _remove_new(run_dir: Path, existed: set[str]) -> None:
+    """Remove every entry of ``run_dir`` but those in ``existed``, and ``run_dir`` itself when
+    nothing else is left."""
+    for path in run_dir.iterdir():
+        if path.name not in existed:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    if not existed:
+        run_dir.rmdir()
 
 
 def _existing_run_experiment(command: str, argv: list[str]) -> list[str]:
@@ -380,10 +407,27 @@ def _existing_run_experiment(command: str, argv: list[str]) -> list[str]:
 def hydra_main(command: str, argv: list[str]) -> int:
     """Run ``command`` under Hydra with ``argv`` as its command line."""
 
+    failures: list[Exception] = []
+
     @hydra.main(config_path="conf", config_name="config", version_base="1.3")
     def entry(cfg: DictConfig) -> None:
-        _task(cfg, command)
+        try:
+            _task(cfg, command)
+        except Exception as error:  # a user's error is reported by the CLI, not as a failed job
+            if user_message(error) is None or debug():
+                raise
+            failures.append(error)
 
     sys.argv = [f"blockident {command}", *_existing_run_experiment(command, argv), *argv]
-    entry()
+    full_error = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # errors reach blockident.cli, which reports them
+    try:
+        entry()
+    finally:
+        if full_error is None:
+            os.environ.pop("HYDRA_FULL_ERROR")
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = full_error
+    if failures:
+        raise failures[0]
     return 0

@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from blockident.errors import DataError, MissingError, warn
+
 SPLITS = ("train", "val", "test")
 CATEGORIES_FILE = "categories.json"
 # sequence fields the reader uses; the others of the format (fps, width, height,
@@ -36,7 +38,7 @@ REQUIRED_FIELDS = ("id", "dataset", "seq_name", "annotated_image_paths", "track_
 IMAGE_ROOTS = (".", "frames")  # candidate images roots, relative to DATA_DIR, in preference order
 
 
-class BurstFormatError(ValueError):
+class BurstFormatError(DataError):
     """Malformed BURST input; the message names the file, the sequence and the field."""
 
 
@@ -95,7 +97,7 @@ class BurstAnnotations:
         if not absolute:
             return paths
         if self.images_root is None:
-            raise FileNotFoundError(images_root_message(self.data_dir))
+            raise MissingError(images_root_message(self.data_dir))
         root = str(self.images_root)
         return np.array([f"{root}/{p}" for p in paths], dtype=object)
 
@@ -119,37 +121,50 @@ class BurstAnnotations:
 def read_burst(data_dir: Path | str) -> BurstAnnotations:
     """Read ``categories.json`` and every split file present in ``data_dir``.
 
-    Raises :class:`FileNotFoundError` when ``categories.json`` or all split files are missing
-    and :class:`BurstFormatError` for malformed content. Missing split files are listed in
-    ``missing_splits``; the images root is detected (``None`` when no frames are found).
+    Raises :class:`~blockident.errors.MissingError` when ``categories.json`` or all split files
+    are missing and :class:`BurstFormatError` for malformed content. Missing split files are
+    listed in ``missing_splits``; a split file without sequences or annotated frames is warned
+    about on stderr; the images root is detected (``None`` when no frames are found).
     """
     data_dir = Path(data_dir)
     categories = read_categories(data_dir / CATEGORIES_FILE)
     paths = [data_dir / f"{split}.json" for split in SPLITS]
     if not any(path.exists() for path in paths):
         names = ", ".join(path.name for path in paths)
-        raise FileNotFoundError(f"{data_dir}: no BURST split file ({names})")
+        raise MissingError(f"{data_dir}: no BURST split file ({names})")
     # one split document in memory at a time
-    docs = ((path.stem, _load_json(path), path.name) for path in paths if path.exists())
+    docs = ((path.stem, _load_json(path), str(path)) for path in paths if path.exists())
     annotations = parse_burst(docs, categories)
     annotations.data_dir = data_dir
+    for split in SPLITS:
+        if split not in annotations.missing_splits:
+            _warn_if_empty(annotations, split, data_dir / f"{split}.json")
     annotations.images_root = find_images_root(data_dir, annotations)
     return annotations
+
+
+def _warn_if_empty(annotations: BurstAnnotations, split: str, path: Path) -> None:
+    """Warn when the split file ``path`` lists no sequence or no annotated frame."""
+    sequences = np.flatnonzero(annotations.seq_split == split)
+    if len(sequences) == 0:
+        warn(f"{path}: no sequences")
+    elif not np.isin(annotations.frame_seq, sequences).any():
+        warn(f"{path}: {len(sequences)} sequences but no annotated frame")
 
 
 def read_categories(path: Path) -> dict[int, str]:
     """``categories.json`` (LVIS-style list of ``{"id", "name", ...}``) -> id -> name."""
     if not path.exists():
-        raise FileNotFoundError(f"{path}: category list not found")
+        raise MissingError(f"{path}: category list not found")
     doc = _load_json(path)
     if not isinstance(doc, list):
-        raise BurstFormatError(f"{path.name}: expected a list of categories")
+        raise BurstFormatError(f"{path}: expected a list of categories")
     categories = {}
     for index, item in enumerate(doc):
         if not isinstance(item, dict) or not {"id", "name"} <= item.keys():
-            raise BurstFormatError(f"{path.name}: category #{index}: missing field 'id' or 'name'")
+            raise BurstFormatError(f"{path}: category #{index}: missing field 'id' or 'name'")
         if not _is_category_id(item["id"]):
-            raise BurstFormatError(f"{path.name}: category #{index}: field 'id' is not an integer")
+            raise BurstFormatError(f"{path}: category #{index}: field 'id' is not an integer")
         categories[item["id"]] = str(item["name"])
     return categories
 
@@ -243,7 +258,7 @@ def _load_json(path: Path):
         with open(path, "rb") as handle:
             return json.load(handle)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise BurstFormatError(f"{path.name}: unreadable JSON ({error})") from None
+        raise BurstFormatError(f"{path}: unreadable JSON ({error})") from None
 
 
 def _is_category_id(value) -> bool:

@@ -14,10 +14,10 @@ from pathlib import Path
 
 from blockident.data.burst import (
     SPLITS,
-    BurstFormatError,
     images_root_message,
     read_burst,
 )
+from blockident.errors import MissingError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 EXAMPLES = 5
@@ -49,15 +49,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--delete", action="store_true", help="remove the unannotated frames")
     parser.add_argument("--verbose", action="store_true", help="list every path")
     args = parser.parse_args(argv)
-    try:
-        annotations = read_burst(args.data_dir)
-    except (BurstFormatError, FileNotFoundError) as error:
-        print(f"error: {error}")
-        return 1
+    annotations = read_burst(args.data_dir)
     root = annotations.images_root
     if root is None:
-        print(f"error: {images_root_message(args.data_dir)}")
-        return 1
+        raise MissingError(images_root_message(args.data_dir))
     print(f"images root: {root}")
     annotated = set(annotations.frame_path.tolist())
     on_disk = frames_on_disk(root)

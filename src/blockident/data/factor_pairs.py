@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 from blockident.data.augment import Augment
 from blockident.data.base import ReadoutSplit, ReadoutTask, StepStream
 from blockident.data.factors import FactorDataset
+from blockident.errors import ConfigError, DataError, MissingError
 from blockident.io import atomic_write
 from blockident.pairs.samplers import GridSteps, NearestRendered, ResampleStyle
 
@@ -45,7 +46,7 @@ def read_source(source: str, root: Path, generate: dict, size: int) -> FactorDat
         if not root.exists():
             generate_3dident(root, **generate)
         return read_3dident(root, split="train", size=size, cache_dir=root / ".blockident_cache")
-    raise ValueError(f"data.source must be 'dsprites' or '3dident', got {source!r}")
+    raise ConfigError(f"data.source must be 'dsprites' or '3dident', got {source!r}")
 
 
 class FactorPairsData(L.LightningDataModule):
@@ -67,7 +68,7 @@ class FactorPairsData(L.LightningDataModule):
         pairs = dict(pairs)
         rule = pairs.pop("rule")
         if rule not in SAMPLERS:
-            raise ValueError(f"pairs.rule must be one of {sorted(SAMPLERS)}, got {rule!r}")
+            raise ConfigError(f"pairs.rule must be one of {sorted(SAMPLERS)}, got {rule!r}")
         self.sampler = SAMPLERS[rule](**pairs)
         self.content = list(pairs["content"])
         self.source, self.root, self.size, self.batch_size = source, Path(root), size, batch_size
@@ -88,8 +89,8 @@ class FactorPairsData(L.LightningDataModule):
                        "readout_test": np.sort(readout_test)}
         empty = [k for k, v in self.splits.items() if len(v) == 0]
         if empty:
-            raise ValueError(f"{self.root}: no samples in {', '.join(empty)} with "
-                             f"data.fractions={list(self.fractions)}")
+            raise DataError(f"{self.root}: no samples in {', '.join(empty)} with "
+                            f"data.fractions={list(self.fractions)}")
         self.train = self.data.subset(self.splits["encoder_train"])
 
     def save_state(self, run_dir: Path) -> None:
@@ -106,12 +107,12 @@ class FactorPairsData(L.LightningDataModule):
         self.prepare()
         path = Path(run_dir) / STATE_FILE
         if not path.exists():
-            raise FileNotFoundError(f"{path}: the run's sample splits are missing")
+            raise MissingError(f"{path}: the run's sample splits are missing")
         saved = np.load(path)
         changed = [k for k in self.splits if not np.array_equal(saved[k], self.splits[k])]
         if changed:
-            raise ValueError(f"{self.root}: the sample splits differ from those recorded in "
-                             f"{Path(run_dir) / STATE_FILE} ({', '.join(changed)})")
+            raise DataError(f"{self.root}: the sample splits differ from those recorded in "
+                            f"{Path(run_dir) / STATE_FILE} ({', '.join(changed)})")
 
     # -- training ---------------------------------------------------------------------------
     def _images(self, data: FactorDataset, index: np.ndarray) -> torch.Tensor:
@@ -125,8 +126,8 @@ class FactorPairsData(L.LightningDataModule):
         partner = self.sampler(self.train, anchors, rng)
         keep = np.flatnonzero(partner >= 0)[:self.batch_size]
         if len(keep) == 0:
-            raise ValueError(f"pairs.rule found no partner for any of {len(anchors)} anchors; "
-                             "is every style factor constant?")
+            raise ConfigError(f"pairs.rule found no partner for any of {len(anchors)} anchors; "
+                              "is every style factor constant?")
         return {"view1": self._images(self.train, anchors[keep]),
                 "view2": self._images(self.train, partner[keep])}
 

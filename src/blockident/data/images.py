@@ -3,17 +3,17 @@
 :meth:`ImageCache.build` decodes every image with Pillow (converted to RGB, the shorter side
 resized to ``size`` with bicubic resampling, then centre-cropped to ``size x size``) into an
 array of shape (N, size, size, 3), uint8, stored as ``images_<size>_<key>.npy`` in ``cache_dir``
-next to a JSON manifest ``images_<size>_<key>.json`` (size, number of images, hash of the ordered
-path list, bad paths). ``key`` is the hash of the ordered (absolute) paths, so a later build with
-the same size and paths reuses the files without decoding; another size or path list builds a
-new cache. Both files are written atomically (temporary name, then rename), the manifest last.
+(``key``: hash of the ordered absolute paths), a :mod:`blockident.data.cache` entry: its
+manifest records the size, the decoder, each image's size and modification time, and the bad
+paths. A later build re-decodes only the images whose file changed (an edited frame, a repaired
+bad one) into a copy of the array that then replaces it; a running process keeps the old one.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,12 +22,15 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from blockident.io import atomic_write, atomic_write_text
+from blockident.data import cache
+from blockident.errors import DataError
+from blockident.io import atomic_write
 
 MAX_REPORTED = 10  # bad paths listed in a BadImageError message
+DECODER = "pillow-rgb-bicubic-shorter-side-centre-crop"  # change it when load_image changes
 
 
-class BadImageError(ValueError):
+class BadImageError(DataError):
     """Missing or unreadable image(s); ``paths`` lists all of them."""
 
     def __init__(self, paths: Sequence[str | Path]):
@@ -36,8 +39,8 @@ class BadImageError(ValueError):
         more = len(self.paths) - MAX_REPORTED
         tail = f"\n  ... and {more} more" if more > 0 else ""
         super().__init__(
-            f"{len(self.paths)} missing or unreadable image(s) (pass skip_bad=True to fill them "
-            f"with zeros):\n  {shown}{tail}"
+            f"{len(self.paths)} missing or unreadable image(s) (data.skip_bad_images=true leaves "
+            f"out what uses them):\n  {shown}{tail}"
         )
 
 
@@ -101,48 +104,45 @@ class ImageCache:
         paths = [Path(p) for p in paths]
         if size <= 0:
             raise ValueError(f"size must be positive, got {size}")
-        digest = paths_hash(paths)
-        cache_dir = Path(cache_dir)
-        stem = f"images_{size}_{digest[:16]}"
-        npy, manifest_file = cache_dir / f"{stem}.npy", cache_dir / f"{stem}.json"
-
-        manifest = _read_manifest(manifest_file)
-        if not (manifest and npy.exists() and manifest.get("size") == size
-                and manifest.get("n") == len(paths) and manifest.get("paths_hash") == digest):
-            manifest = _decode_all(paths, size, digest, npy, manifest_file, skip_bad)
-        bad = {int(i): p for i, p in manifest["bad"]}
+        settings = {"size": size, "decoder": DECODER, "paths_hash": paths_hash(paths)}
+        npy = Path(cache_dir) / f"images_{size}_{settings['paths_hash'][:16]}.npy"
+        stamps = [cache.stamp(p) for p in paths]  # before decoding: a later edit is seen later
+        manifest = cache.read(npy, settings)
+        if manifest is None:
+            bad = _decode(paths, range(len(paths)), size, npy, None)
+        else:
+            stale = cache.changed(stamps, manifest["stamps"])
+            bad = {int(i): p for i, p in manifest["bad"] if int(i) not in set(stale)}
+            if stale:
+                bad |= _decode(paths, stale, size, npy, npy)
+        if manifest is None or stale:
+            cache.write(npy, settings, stamps, bad=sorted(bad.items()))
         if bad and not skip_bad:
             raise BadImageError(list(bad.values()))
-        array = np.load(npy, mmap_mode="r")
-        return cls(array, paths, bad, npy)
+        return cls(np.load(npy, mmap_mode="r"), paths, bad, npy)
 
 
-def _read_manifest(file: Path) -> dict | None:
-    try:
-        return json.loads(file.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _decode_all(paths: list[Path], size: int, digest: str, npy: Path, manifest_file: Path,
-                skip_bad: bool) -> dict:
-    bad: list[tuple[int, str]] = []
+def _decode(paths: list[Path], rows: Sequence[int], size: int, npy: Path,
+            previous: Path | None) -> dict[int, str]:
+    """Decode ``paths[rows]`` into a new ``npy`` (a copy of ``previous`` when given, else
+    zeros); returns the rows that could not be read, with their paths."""
+    bad: dict[int, str] = {}
 
     def write(tmp: str) -> None:
-        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
-                                        shape=(len(paths), size, size, 3))
-        for i, p in enumerate(tqdm(paths, desc=f"caching images ({size}px)", unit="img")):
+        if previous is not None:
+            shutil.copyfile(previous, tmp)
+            arr = np.load(tmp, mmap_mode="r+")
+        else:
+            arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
+                                            shape=(len(paths), size, size, 3))
+        for i in tqdm(rows, desc=f"caching images ({size}px)", unit="img"):
             try:
-                arr[i] = load_image(p, size)
+                arr[i] = load_image(paths[i], size)
             except Exception:  # missing, truncated or not an image: Pillow raises many types
                 arr[i] = 0
-                bad.append((i, str(p)))
-        if bad and not skip_bad:
-            raise BadImageError([p for _, p in bad])
+                bad[i] = str(paths[i])
         arr.flush()
         del arr
 
     atomic_write(npy, write)
-    manifest = {"size": size, "n": len(paths), "paths_hash": digest, "bad": bad}
-    atomic_write_text(manifest_file, json.dumps(manifest, indent=1))
-    return manifest
+    return bad

@@ -21,6 +21,7 @@ from blockident.data.base import ReadoutSplit, ReadoutTask, StepStream
 from blockident.data.images import ImageCache
 from blockident.data.multimodal3dident import Split, load, readout_factors
 from blockident.data.text import Vocabulary
+from blockident.errors import ConfigError, DataError, MissingError
 
 VOCAB_FILE = "vocab.json"
 ENCODINGS = ("image", "text")  # readout encodings: of view 1 and of view 2
@@ -49,10 +50,10 @@ class ImgTxtData(L.LightningDataModule):
         super().__init__()
         options = dict(augment or {})
         if options.pop("flip", False):
-            raise ValueError("augment.flip would swap left and right in the image but not in "
-                             "the caption; it is not supported")
+            raise ConfigError("augment.flip would swap left and right in the image but not in "
+                              "the caption; it is not supported")
         if readout_source not in ("train", "val"):
-            raise ValueError(f"readout_source must be 'train' or 'val', got {readout_source!r}")
+            raise ConfigError(f"readout_source must be 'train' or 'val', got {readout_source!r}")
         self.root, self.size, self.batch_size = Path(root), size, batch_size
         self.max_length, self.min_freq = max_length, min_freq
         self.augment = Augment(size, **{"jitter": 0.0, **options, "flip": False})
@@ -82,7 +83,7 @@ class ImgTxtData(L.LightningDataModule):
                 print(f"{self.root / name}: leaving out {len(cache.bad)} samples with missing "
                       f"or unreadable images")
             if len(self.usable[name]) == 0:
-                raise ValueError(f"{self.root / name}: no sample with a readable image")
+                raise DataError(f"{self.root / name}: no sample with a readable image")
         self.splits = splits
 
     @property
@@ -112,7 +113,7 @@ class ImgTxtData(L.LightningDataModule):
         """Use the vocabulary saved in ``run_dir``."""
         path = Path(run_dir) / VOCAB_FILE
         if not path.exists():
-            raise FileNotFoundError(f"{path}: the run's vocabulary is missing")
+            raise MissingError(f"{path}: the run's vocabulary is missing")
         self._vocab, self._tokens = Vocabulary.load(path), {}
 
     # -- training ---------------------------------------------------------------------------------

@@ -32,7 +32,6 @@ import argparse
 import colorsys
 import re
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +48,7 @@ from blockident.data.multimodal3dident import (
     SPLITS,
     image_name,
 )
+from blockident.errors import ExistsError
 
 SHAPES = ("circle", "triangle", "square", "star", "cross", "heart", "arrow")
 XPOS_WORDS = ("left", "center", "right")
@@ -223,8 +223,8 @@ def generate(out_dir: str | Path, config: GeneratorConfig, overwrite: bool = Fal
     out_dir = Path(out_dir)
     existing = [out_dir / s for s in SPLITS if (out_dir / s).exists()]
     if existing and not overwrite:
-        raise FileExistsError(f"{', '.join(map(str, existing))} already exist(s); pass "
-                              f"--overwrite to replace")
+        raise ExistsError(f"{', '.join(map(str, existing))} already exist(s); pass "
+                          f"--overwrite to replace")
     for folder in existing:
         shutil.rmtree(folder)
     for k, (split, n) in enumerate(config.split_sizes().items()):
@@ -255,11 +255,7 @@ def main(argv: list[str]) -> int:
     except ValueError as error:
         parser.error(str(error))
     start = time.perf_counter()
-    try:
-        generate(args.out_dir, config, args.overwrite)
-    except FileExistsError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    generate(args.out_dir, config, args.overwrite)
     sizes = ", ".join(f"{split} {n}" for split, n in config.split_sizes().items())
     print(f"{args.out_dir}: {sizes} samples of {config.size}x{config.size} px "
           f"(wrote in {time.perf_counter() - start:.1f} s)")

@@ -21,6 +21,8 @@ import torch
 from scipy import stats
 from torch import nn
 
+from blockident.errors import ConfigError
+
 GROUPS = ("c", "s", "s~", "m1", "m2")
 WISHART = ("independent", "original")
 
@@ -52,9 +54,9 @@ class MultimodalLatents(nn.Module):
     ):
         super().__init__()
         if not 0.0 <= style_change_prob <= 1.0:
-            raise ValueError(f"style_change_prob must be in [0, 1], got {style_change_prob}")
+            raise ConfigError(f"style_change_prob must be in [0, 1], got {style_change_prob}")
         if wishart not in WISHART:
-            raise ValueError(f"wishart must be one of {WISHART}, got {wishart!r}")
+            raise ConfigError(f"wishart must be one of {WISHART}, got {wishart!r}")
         self.sizes = sizes
         self.style_change_prob, self.c_param, self.m_param = style_change_prob, c_param, m_param
         dims = {"c": sizes.content, "s": sizes.style, "a": sizes.style,

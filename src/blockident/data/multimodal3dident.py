@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from blockident.errors import DataError
+
 SPLITS = ("train", "val", "test")
 MODALITIES = ("image", "text")
 LATENT_FILES = {"image": "latents_image.csv", "text": "latents_text.csv"}
@@ -99,7 +101,7 @@ def image_name(index: int, n: int) -> str:
     return f"{index:0{len(str(max(n - 1, 0)))}d}.png"
 
 
-class DatasetFormatError(ValueError):
+class DatasetFormatError(DataError):
     """A split does not have the Multimodal3DIdent layout; the message names the file."""
 
 

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 from blockident.data.base import ReadoutSplit, ReadoutTask, StepStream
 from blockident.data.latents import GROUPS, LatentSizes, MultimodalLatents
 from blockident.data.mixing import InvertibleMLP
+from blockident.errors import MissingError
 from blockident.io import atomic_torch_save
 
 KINDS = {"c": "content", "s": "style", "s~": "style", "m1": "modality", "m2": "modality",
@@ -90,7 +91,7 @@ class NumericalData(L.LightningDataModule):
     def load_state(self, run_dir: Path) -> None:
         path = Path(run_dir) / STATE_FILE
         if not path.exists():
-            raise FileNotFoundError(f"{path}: the run's saved simulation is missing")
+            raise MissingError(f"{path}: the run's saved simulation is missing")
         self.simulation.load_state_dict(torch.load(path, weights_only=True))
 
     # -- training ---------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from blockident.data.augment import Augment
 from blockident.data.base import ReadoutSplit, ReadoutTask, StepStream
 from blockident.data.burst import images_root_message, read_burst
 from blockident.data.images import ImageCache
+from blockident.errors import ConfigError, DataError, MissingError
 from blockident.io import atomic_write, atomic_write_text
 from blockident.pairs.categories import PairConfig, PairSet, build_pairs
 from blockident.pairs.strata import STRATA
@@ -76,12 +77,12 @@ class RealWorldData(L.LightningDataModule):
             ensure_scenes(self.root, SceneConfig(**dict(self.generate)))
         annotations = read_burst(self.root)
         if annotations.images_root is None:
-            raise FileNotFoundError(images_root_message(self.root))
+            raise MissingError(images_root_message(self.root))
         self.pairs = build_pairs(annotations, self.pair_config)
         if len(self.pairs.style) == 0:
-            raise ValueError(f"{self.root}: pairs.k={self.pair_config.k} makes all "
-                             f"{len(self.pairs.content)} observed categories content, so no "
-                             "style is left to test; choose a smaller pairs.k")
+            raise ConfigError(f"{self.root}: pairs.k={self.pair_config.k} makes all "
+                              f"{len(self.pairs.content)} observed categories content, so no "
+                              "style is left to test; choose a smaller pairs.k")
         frames = np.unique(self.pairs.pairs)
         self.cache = ImageCache.build(annotations.image_paths(frames, absolute=True), self.size,
                                       self.cache_dir, skip_bad=self.skip_bad_images)
@@ -98,9 +99,9 @@ class RealWorldData(L.LightningDataModule):
         print("pairs per stratum: " + ", ".join(f"{s} {n}" for s, n in counts.items()))
         empty = [s for s in ("encoder_train", *READOUT_STRATA.values()) if counts[s] == 0]
         if empty:
-            raise ValueError(f"{self.root}: no pairs in {', '.join(empty)} with "
-                             f"{self.pair_config}; more videos, other pairs.k / pairs.n or "
-                             "pairs.same_sequence=allow give more pairs")
+            raise DataError(f"{self.root}: no pairs in {', '.join(empty)} with "
+                            f"{self.pair_config}; more videos, other pairs.k / pairs.n or "
+                            "pairs.same_sequence=allow give more pairs")
 
     def stratum_pairs(self, stratum: str) -> np.ndarray:
         """(P, 2) cache rows of the usable pairs of ``stratum``."""
@@ -125,13 +126,13 @@ class RealWorldData(L.LightningDataModule):
         """Rebuild the pairs and check they are the ones the run was trained with."""
         path = Path(run_dir) / PAIRS_FILE
         if not path.exists():
-            raise FileNotFoundError(f"{path}: the run's pair record is missing")
+            raise MissingError(f"{path}: the run's pair record is missing")
         self.prepare()
         saved, now = json.loads(path.read_text()), self._fingerprint()
         if saved != now:
             changed = [k for k in now if saved.get(k) != now[k]]
-            raise ValueError(f"{self.root}: the pairs differ from those recorded in {path} "
-                             f"(changed: {', '.join(changed)}); did the annotations change?")
+            raise DataError(f"{self.root}: the pairs differ from those recorded in {path} "
+                            f"(changed: {', '.join(changed)}); did the annotations change?")
 
     # -- training -------------------------------------------------------------------------------
     def _batch(self, pairs: np.ndarray, generator: torch.Generator) -> dict[str, torch.Tensor]:

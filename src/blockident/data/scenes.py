@@ -23,7 +23,6 @@ import argparse
 import colorsys
 import json
 import shutil
-import sys
 import time
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -35,6 +34,7 @@ from tqdm.auto import tqdm
 
 from blockident.data import rle
 from blockident.data.burst import CATEGORIES_FILE, SPLITS, BurstAnnotations, read_burst
+from blockident.errors import ConfigError, ExistsError
 from blockident.io import atomic_write_text
 
 VERSION = 1
@@ -101,7 +101,7 @@ class SceneConfig:
         ]
         for ok, message in checks:
             if not ok:
-                raise ValueError(message)
+                raise ConfigError(message)
 
 
 @dataclass(frozen=True)
@@ -404,7 +404,7 @@ def read_manifest(out_dir: Path | str) -> dict | None:
     except (json.JSONDecodeError, UnicodeDecodeError):
         doc = None
     if not isinstance(doc, dict) or doc.get("format") != MANIFEST_FORMAT:
-        raise FileExistsError(f"{path}: not a manifest of the scene generator")
+        raise ExistsError(f"{path}: not a manifest of the scene generator")
     return doc
 
 
@@ -414,8 +414,8 @@ def generate_scenes(out_dir: Path | str, config: SceneConfig, progress: bool = T
     out_dir = Path(out_dir)
     present = [name for name in OWN_FILES if (out_dir / name).exists()]
     if present:
-        raise FileExistsError(f"{out_dir}: already holds {', '.join(present)} "
-                              "(ensure_scenes reuses or replaces a generated set)")
+        raise ExistsError(f"{out_dir}: already holds {', '.join(present)} "
+                          "(ensure_scenes reuses or replaces a generated set)")
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / MANIFEST, json.dumps(manifest(config, complete=False)))
     sequences: dict[str, list[dict]] = {split: [] for split in SPLITS}
@@ -447,8 +447,8 @@ def ensure_scenes(out_dir: Path | str, config: SceneConfig, progress: bool = Tru
     if read_manifest(out_dir) is None:
         present = [name for name in OWN_FILES if (out_dir / name).exists()]
         if present:
-            raise FileExistsError(f"{out_dir}: holds {', '.join(present)} but no {MANIFEST}; "
-                                  "not written by the scene generator, so not replaced")
+            raise ExistsError(f"{out_dir}: holds {', '.join(present)} but no {MANIFEST}; "
+                              "not written by the scene generator, so not replaced")
     else:
         for name in OWN_FILES:  # the manifest last: an interrupted clear stays recognisable
             path = out_dir / name
@@ -514,12 +514,8 @@ def main(argv: list[str]) -> int:
     except ValueError as error:
         parser.error(str(error))
     start = time.perf_counter()
-    try:
-        reused = scenes_match(args.out_dir, config)
-        ensure_scenes(args.out_dir, config)
-    except FileExistsError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    reused = scenes_match(args.out_dir, config)
+    ensure_scenes(args.out_dir, config)
     action = "reused" if reused else f"wrote in {time.perf_counter() - start:.1f} s"
     print(f"{args.out_dir}: {config.videos} videos x {config.frames} frames of "
           f"{config.size}x{config.size} px ({action})")

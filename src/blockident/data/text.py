@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from blockident.errors import ConfigError, DataError
 from blockident.io import atomic_write_text
 
 PAD, EOS, UNK = "{pad}", "{eos}", "{unk}"
@@ -35,9 +36,9 @@ class Vocabulary:
 
     def __init__(self, tokens: Sequence[str]):
         if tuple(tokens[:len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
-            raise ValueError(f"a vocabulary starts with {SPECIAL_TOKENS}, got {list(tokens[:3])}")
+            raise DataError(f"a vocabulary starts with {SPECIAL_TOKENS}, got {list(tokens[:3])}")
         if len(set(tokens)) != len(tokens):
-            raise ValueError("the vocabulary lists a token twice")
+            raise DataError("the vocabulary lists a token twice")
         self.tokens = list(tokens)
         self.index = {t: i for i, t in enumerate(self.tokens)}
 
@@ -67,7 +68,7 @@ class Vocabulary:
         rows = [self.ids(c) for c in captions]
         length = max_length if max_length is not None else max(map(len, rows), default=0) + 1
         if length < 1:
-            raise ValueError(f"max_length must be at least 1, got {length}")
+            raise ConfigError(f"max_length must be at least 1, got {length}")
         out = torch.full((len(rows), length), self.pad_id, dtype=torch.long)
         for i, ids in enumerate(rows):
             ids = ids[:length - 1] + [self.eos_id]
@@ -93,5 +94,5 @@ class Vocabulary:
         try:
             tokens = json.loads(path.read_text(encoding="utf-8"))["tokens"]
         except (OSError, ValueError, KeyError, TypeError) as error:
-            raise ValueError(f"{path}: not a saved vocabulary ({error})") from error
+            raise DataError(f"{path}: not a saved vocabulary ({error})") from error
         return cls(tokens)

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from blockident.data.augment import IMAGENET_MEAN, IMAGENET_STD
+from blockident.errors import DataError, MissingError
 
 CLIP_MODEL_TYPES = ("clip", "clip_vision_model")
 
@@ -23,15 +24,15 @@ CLIP_MODEL_TYPES = ("clip", "clip_vision_model")
 def _check_directory(path: Path) -> None:
     """Raise naming ``path`` unless it is a directory holding a CLIP ``config.json``."""
     if not path.is_dir():
-        raise FileNotFoundError(f"CLIP model directory {path} does not exist")
+        raise MissingError(f"CLIP model directory {path} does not exist")
     config = path / "config.json"
     if not config.is_file():
-        raise ValueError(f"{path} holds no config.json; expected a CLIP model saved with "
-                         "save_pretrained")
+        raise DataError(f"{path} holds no config.json; expected a CLIP model saved with "
+                        "save_pretrained")
     model_type = json.loads(config.read_text()).get("model_type")
     if model_type not in CLIP_MODEL_TYPES:
-        raise ValueError(f"{config} is not a CLIP config: model_type {model_type!r}, expected "
-                         f"one of {CLIP_MODEL_TYPES}")
+        raise DataError(f"{config} is not a CLIP config: model_type {model_type!r}, expected "
+                        f"one of {CLIP_MODEL_TYPES}")
 
 
 def _clip_statistics(path: Path) -> tuple[list[float], list[float]]:

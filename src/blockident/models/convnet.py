@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from blockident.errors import ConfigError
+
 
 class ConvNet(nn.Module):
     """Stride-2 3x3 conv -> BatchNorm -> ReLU blocks, then global average pooling:
@@ -15,7 +17,7 @@ class ConvNet(nn.Module):
     def __init__(self, channels: Sequence[int] = (32, 64, 128, 256), in_channels: int = 3):
         super().__init__()
         if not channels:
-            raise ValueError("convnet needs at least one channel width")
+            raise ConfigError("convnet needs at least one channel width")
         layers: list[nn.Module] = []
         c_in = in_channels
         for c_out in channels:

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from blockident.errors import ConfigError
 from blockident.models.clip import ClipVision
 from blockident.models.convnet import convnet
 from blockident.models.pair import EncoderPair
@@ -52,18 +53,18 @@ def build_backbone(backbone: str, depth: int = 18, weights: str | Path | None = 
     """Image backbone (N, 3, H, W) -> (N, feature_dim) by name: "convnet"; "resnet" of
     ``depth``, optionally from torchvision-format ``weights``; "clip" from directory ``path``."""
     if weights is not None and backbone != "resnet":
-        raise ValueError("pretrained weights are only supported for backbone='resnet'")
+        raise ConfigError("pretrained weights are only supported for backbone='resnet'")
     if path is not None and backbone != "clip":
-        raise ValueError("a model path is only supported for backbone='clip'")
+        raise ConfigError("a model path is only supported for backbone='clip'")
     if backbone == "convnet":
         return convnet()
     if backbone == "resnet":
         return resnet(depth, weights)
     if backbone == "clip":
         if path is None:
-            raise ValueError("backbone='clip' needs the path of a local CLIP model directory")
+            raise ConfigError("backbone='clip' needs the path of a local CLIP model directory")
         return ClipVision(path)
-    raise ValueError(f"unknown backbone {backbone!r}; expected 'convnet', 'resnet' or 'clip'")
+    raise ConfigError(f"unknown backbone {backbone!r}; expected 'convnet', 'resnet' or 'clip'")
 
 
 def image_pair(backbone: str = "convnet", depth: int = 18, weights: str | Path | None = None,

@@ -12,6 +12,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from blockident.errors import ConfigError, DataError
+
 LAYERS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
 
 
@@ -85,9 +87,9 @@ def load_backbone_weights(model: nn.Module, state: Mapping[str, torch.Tensor],
     shapes = sorted(f"{k}: expected {tuple(own[k].shape)}, got {tuple(state[k].shape)}"
                     for k in set(own) & set(state) if own[k].shape != state[k].shape)
     if missing or unexpected or shapes:
-        raise ValueError(f"weights in {source} do not fit {type(model).__name__}: "
-                         f"missing keys {missing}; unexpected keys {unexpected}; "
-                         f"shape mismatches {shapes}")
+        raise DataError(f"weights in {source} do not fit {type(model).__name__}: "
+                        f"missing keys {missing}; unexpected keys {unexpected}; "
+                        f"shape mismatches {shapes}")
     model.load_state_dict(state)
 
 
@@ -95,11 +97,11 @@ def resnet(depth: int = 18, weights: str | Path | None = None) -> nn.Module:
     """ResNet-``depth`` (18 or 34) backbone, (N, 3, H, W) -> (N, 512); ``weights`` is an optional
     path to a torchvision-format state dict (its ``fc`` entries are ignored)."""
     if depth not in LAYERS:
-        raise ValueError(f"resnet depth must be one of {sorted(LAYERS)}, got {depth}")
+        raise ConfigError(f"resnet depth must be one of {sorted(LAYERS)}, got {depth}")
     model = ResNet(LAYERS[depth])
     if weights is not None:
         state = torch.load(weights, map_location="cpu", weights_only=True)
         if not isinstance(state, Mapping):
-            raise ValueError(f"weights in {weights} are not a state dict: {type(state).__name__}")
+            raise DataError(f"weights in {weights} are not a state dict: {type(state).__name__}")
         load_backbone_weights(model, state, str(weights))
     return model

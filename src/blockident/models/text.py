@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from blockident.errors import ConfigError
+
 PAD_ID = 0  # :class:`blockident.data.text.Vocabulary` pads with id 0
 
 
@@ -27,8 +29,8 @@ class TextConvNet(nn.Module):
                  output_dim: int = 256):
         super().__init__()
         if kernel_size % 2 != 1:
-            raise ValueError(f"kernel_size must be odd (same-length convolutions), "
-                             f"got {kernel_size}")
+            raise ConfigError(f"kernel_size must be odd (same-length convolutions), "
+                              f"got {kernel_size}")
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD_ID)
         widths = [embedding_dim, *channels, output_dim]
         self.convs = nn.ModuleList(nn.Conv1d(c_in, c_out, kernel_size, padding=kernel_size // 2)

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from blockident.data.burst import BurstAnnotations
+from blockident.errors import ConfigError
 from blockident.pairs.strata import DEFAULT_WEIGHTS, STRATA, assign_strata
 
 SAME_SEQUENCE = ("allow", "forbid")
@@ -55,20 +56,20 @@ class PairConfig:
             if value is not None:
                 object.__setattr__(self, name, tuple(value))
         if not self.n or min(self.n) < 1:
-            raise ValueError(f"n must list positive numbers of content categories, got {self.n}")
+            raise ConfigError(f"n must list positive numbers of content categories, got {self.n}")
         if (self.content_categories is None) != (self.style_categories is None):
-            raise ValueError("give both content_categories and style_categories, or neither")
+            raise ConfigError("give both content_categories and style_categories, or neither")
         if self.content_categories is None and self.k < 1:
-            raise ValueError(f"k must be at least 1, got {self.k}")
+            raise ConfigError(f"k must be at least 1, got {self.k}")
         if self.content_categories is not None:
             both = set(self.content_categories) & set(self.style_categories)
             if both:
-                raise ValueError(f"categories both content and style: {sorted(both)}")
+                raise ConfigError(f"categories both content and style: {sorted(both)}")
         if self.same_sequence not in SAME_SEQUENCE:
-            raise ValueError(f"same_sequence must be one of {SAME_SEQUENCE}, "
-                             f"got {self.same_sequence!r}")
+            raise ConfigError(f"same_sequence must be one of {SAME_SEQUENCE}, "
+                              f"got {self.same_sequence!r}")
         if len(self.strata_weights) != len(STRATA):
-            raise ValueError(f"strata_weights needs {len(STRATA)} numbers ({', '.join(STRATA)})")
+            raise ConfigError(f"strata_weights needs {len(STRATA)} numbers ({', '.join(STRATA)})")
 
     @property
     def allowed(self) -> np.ndarray:

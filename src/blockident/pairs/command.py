@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from blockident.data.burst import images_root_message, read_burst
+from blockident.errors import DataError, warn
 from blockident.io import atomic_write
 from blockident.pairs import stats
 from blockident.pairs.categories import PairConfig, build_pairs
@@ -45,27 +46,23 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
-    try:
-        config = PairConfig(
-            k=args.k, n=tuple(args.n), leq_n=args.leq_n, count_instances=args.count_instances,
-            content_categories=args.content, style_categories=args.style, seed=args.seed,
-            same_sequence=args.same_sequence, strata_weights=tuple(args.weights))
-        start = time.perf_counter()
-        annotations = read_burst(args.data_dir)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}")
-        return 1
+    config = PairConfig(
+        k=args.k, n=tuple(args.n), leq_n=args.leq_n, count_instances=args.count_instances,
+        content_categories=args.content, style_categories=args.style, seed=args.seed,
+        same_sequence=args.same_sequence, strata_weights=tuple(args.weights))
+    start = time.perf_counter()
+    annotations = read_burst(args.data_dir)
     read_s = time.perf_counter() - start
     print(f"read {annotations.n_sequences} sequences, {annotations.n_frames} annotated frames, "
           f"{int(annotations.count.sum())} masks ({read_s:.2f} s)")
     if annotations.missing_splits:
-        print(f"note: no split file for {', '.join(annotations.missing_splits)}")
+        warn(f"no split file for {', '.join(annotations.missing_splits)}")
     if annotations.unknown_categories:
         found = "; ".join(f"{c} (first in {where})"
                           for c, where in annotations.unknown_categories.items())
-        print(f"warning: category ids absent from categories.json: {found}")
+        warn(f"category ids absent from categories.json: {found}")
     if annotations.images_root is None:
-        print(f"warning: {images_root_message(args.data_dir)}")
+        warn(images_root_message(args.data_dir))
     else:
         print(f"images root: {annotations.images_root}")
     start = time.perf_counter()
@@ -73,6 +70,11 @@ def main(argv: list[str]) -> int:
     print(f"built the configuration and sampled all strata ({time.perf_counter() - start:.2f} s)")
     print(stats.report(pairs))
     table = pairs.table()
+    if table.empty:
+        raise DataError(f"{args.data_dir}: no pairs; allow more frames with a larger --k, "
+                        "more content counts (--n 1 2, --leq-n) or --same-sequence allow")
+    for stratum in sorted(set(STRATA) - set(table.stratum)):
+        warn(f"no pairs in stratum {stratum}")
     atomic_write(args.out, lambda tmp: table.to_csv(tmp, index=False))
     print(f"wrote {len(table)} pairs to {args.out}")
     if args.plots is not None:

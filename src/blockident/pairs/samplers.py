@@ -24,13 +24,14 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from blockident.data.factors import FactorDataset
+from blockident.errors import ConfigError
 
 
 def _check(data: FactorDataset, content: Sequence[str]) -> list[str]:
     unknown = set(content) - set(data.names)
     if unknown:
-        raise ValueError(f"pairs.content names unknown factors {sorted(unknown)}; the factors "
-                         f"are {list(data.names)}")
+        raise ConfigError(f"pairs.content names unknown factors {sorted(unknown)}; the factors "
+                          f"are {list(data.names)}")
     return [n for n in data.names if n not in content]
 
 
@@ -39,7 +40,7 @@ def _grid_table(data: FactorDataset) -> tuple[np.ndarray, np.ndarray]:
     (-1 where the grid point has no sample); every factor must be on a grid."""
     missing = [n for n in data.names if n not in data.grids]
     if missing:
-        raise ValueError(f"grid steps need every factor on a grid; {missing} are not")
+        raise ConfigError(f"grid steps need every factor on a grid; {missing} are not")
     index = np.stack([data.grid_index(n) for n in data.names], 1)
     sizes = tuple(len(data.grids[n]) for n in data.names)
     table = np.full(sizes, -1, dtype=np.int64)

@@ -32,6 +32,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from blockident.data.burst import SPLITS, BurstAnnotations
+from blockident.errors import ConfigError
 
 STRATA = ("encoder_train", "readout_train", "readout_test", "held_out")
 DEFAULT_WEIGHTS = (3.0, 1.0, 1.0, 1.0)
@@ -44,8 +45,8 @@ def assign_strata(annotations: BurstAnnotations, weights: Sequence[float] = DEFA
     """(S,) int64 index into :data:`STRATA` for every sequence of ``annotations``."""
     weights = np.asarray(weights, dtype=float)
     if weights.shape != (len(STRATA),) or (weights < 0).any() or weights.sum() <= 0:
-        raise ValueError(f"strata weights must be {len(STRATA)} non-negative numbers with a "
-                         f"positive sum, got {weights.tolist()}")
+        raise ConfigError(f"strata weights must be {len(STRATA)} non-negative numbers with a "
+                          f"positive sum, got {weights.tolist()}")
     a = annotations
     split_rank = np.array([SPLITS.index(s) for s in a.seq_split], dtype=np.int64)
     canonical = np.lexsort((a.seq_id, split_rank))

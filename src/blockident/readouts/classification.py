@@ -18,6 +18,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 from torch import nn
 
+from blockident.errors import ConfigError
+
 METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc",
            "positives")
 READOUTS = ("mlp", "logreg", "svc", "gp")
@@ -154,7 +156,7 @@ def _sklearn_readout(name: str, seed: int):
         return LinearSVC(class_weight="balanced", max_iter=5000, random_state=seed)
     if name == "gp":
         return GaussianProcessClassifier(random_state=seed)
-    raise ValueError(f"unknown classification readout {name!r}; choose from {READOUTS}")
+    raise ConfigError(f"unknown classification readout {name!r}; choose from {READOUTS}")
 
 
 def _fit_sklearn(name: str, x_train, y_train, x_test, seed: int, max_gp_samples: int):
@@ -187,7 +189,7 @@ def classification_rows(x_train: np.ndarray, Y_train: np.ndarray, x_test: np.nda
     for ``mlp``, decision values for ``logreg``/``svc``, probabilities for ``gp``).
     """
     if readout not in READOUTS:
-        raise ValueError(f"unknown classification readout {readout!r}; choose from {READOUTS}")
+        raise ConfigError(f"unknown classification readout {readout!r}; choose from {READOUTS}")
     Y_train = np.asarray(Y_train).reshape(len(x_train), -1).astype(np.int64)
     Y_test = np.asarray(Y_test).reshape(len(x_test), -1).astype(np.int64)
     if not Y_train.shape[1] == Y_test.shape[1] == len(categories) == len(kinds):

@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader
 
 from blockident.data.base import ReadoutSplit, StepStream
 from blockident.engine import EncoderModule
+from blockident.errors import ConfigError
 from blockident.io import atomic_torch_save
 from blockident.models.pair import EncoderPair
 
@@ -45,8 +46,8 @@ def control_names(cfg) -> list[str]:
     names = [n for n in names if n != "none"]
     unknown = set(names) - set(CONTROLS)
     if unknown:
-        raise ValueError(f"readout.control: unknown {sorted(unknown)}; expected any of "
-                         f"{', '.join(CONTROLS)} or none")
+        raise ConfigError(f"readout.control: unknown {sorted(unknown)}; expected any of "
+                          f"{', '.join(CONTROLS)} or none")
     return names
 
 
@@ -54,7 +55,7 @@ def control_groups(split: ReadoutSplit, grouping: str) -> dict[str, ReadoutSplit
     """``split`` with its tasks cut into the groups of one control encoder each: ``all`` (one
     group) or ``kind`` (one per factor kind, in order of appearance)."""
     if grouping not in GROUPINGS:
-        raise ValueError(f"readout.control_groups must be one of {GROUPINGS}, got {grouping!r}")
+        raise ConfigError(f"readout.control_groups must be one of {GROUPINGS}, got {grouping!r}")
     if grouping == "all":
         return {"all": split}
     kinds = dict.fromkeys(split.kinds[t.factor] for t in split.tasks)
@@ -186,8 +187,8 @@ def oracle_encodings(splits: dict[str, ReadoutSplit]) -> dict[str, dict[str, np.
     observes, and the observation)."""
     missing = [s for s, split in splits.items() if not split.oracle]
     if missing:
-        raise ValueError("readout.control=oracle needs the true latents of every input, which "
-                         "this experiment's data does not provide; use readout.control="
-                         "supervised")
+        raise ConfigError("readout.control=oracle needs the true latents of every input, which "
+                          "this experiment's data does not provide; use readout.control="
+                          "supervised")
     return {s: {name: np.asarray(a, dtype=np.float32) for name, a in split.oracle.items()}
             for s, split in splits.items()}

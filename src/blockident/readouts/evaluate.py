@@ -23,6 +23,7 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from blockident.data.base import ReadoutSplit
+from blockident.errors import ConfigError
 from blockident.readouts.classification import classification_rows
 from blockident.readouts.disentanglement import dci, mcc
 from blockident.readouts.regression import regression_rows
@@ -40,7 +41,7 @@ def encode_splits(module, splits: dict[str, ReadoutSplit], augment: nn.Module | 
     the returned splits reflect that.
     """
     if copies and augment is None:
-        raise ValueError("readout.augment needs a data module with augmentations")
+        raise ConfigError("readout.augment needs a data module with augmentations")
     encodings: Encodings = {}
     for split, s in splits.items():
         encodings[split] = {}
@@ -121,8 +122,8 @@ def readout_rows(splits: dict[str, ReadoutSplit], encodings: Encodings,
     for kind, needs in (("continuous", "regressors"), ("categorical", "categorical"),
                         ("binary", "binary")):
         if by_type[kind] and not cfg.get(needs):
-            raise ValueError(f"{len(by_type[kind])} {kind} factors to read out, but the "
-                             f"readout config has no '{needs}'")
+            raise ConfigError(f"{len(by_type[kind])} {kind} factors to read out, but the "
+                              f"readout config has no '{needs}'")
     if by_type["continuous"]:
         regressors = {name: instantiate(spec) for name, spec in cfg.regressors.items()
                       if spec is not None}  # null removes a readout in an experiment's config
@@ -151,7 +152,7 @@ def whole_rows(train, test, encodings, tasks, scores, seed: int = 0) -> list[dic
     informativeness; lasso importances); rows with factor ``*`` and kind ``all``."""
     unknown = set(scores) - set(WHOLE)
     if unknown:
-        raise ValueError(f"readout.whole: unknown {sorted(unknown)}; expected any of {WHOLE}")
+        raise ConfigError(f"readout.whole: unknown {sorted(unknown)}; expected any of {WHOLE}")
     groups = defaultdict(list)
     for task in tasks:
         groups[(task.encoding, task.inputs)].append(task.factor)

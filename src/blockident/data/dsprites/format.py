@@ -7,7 +7,8 @@ is never read. A file with fewer rows (a subsample of the grid, any order) is ac
 
 ``imgs`` is 2.9 GB uncompressed, so it is read lazily: the first call of the loader extracts the
 ``imgs.npy`` member once to a cache file (``<npz name>.imgs.npy`` beside the npz, or in
-``cache_dir``) and memory-maps it; later reads reuse the cache while it is newer than the npz.
+``cache_dir``) and memory-maps it; later reads reuse it while the npz keeps its size and
+modification time (:mod:`blockident.data.cache`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from blockident.data import cache
 from blockident.data.factors import FactorDataset
+from blockident.errors import DataError, MissingError
 from blockident.io import atomic_write
 
 FILENAME = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
@@ -55,15 +58,15 @@ def grid_rows(dataset_classes: np.ndarray, sizes: tuple[int, ...]) -> np.ndarray
     """
     classes = np.asarray(dataset_classes, dtype=np.int64)
     if np.any(classes < 0) or np.any(classes >= np.asarray(sizes)):
-        raise ValueError(f"class indices outside the grid {tuple(sizes)}")
+        raise DataError(f"class indices outside the grid {tuple(sizes)}")
     rows = np.full(sizes, -1, dtype=np.int64)
     flat = np.ravel_multi_index(tuple(classes.T), sizes)
     rows.reshape(-1)[flat] = np.arange(len(classes))
     found = rows.reshape(-1)[flat]
     if np.any(found != np.arange(len(classes))):
         row = int(np.flatnonzero(found != np.arange(len(classes)))[0])
-        raise ValueError(f"rows {row} and {int(found[row])} have the same classes "
-                         f"{classes[row].tolist()}")
+        raise DataError(f"rows {row} and {int(found[row])} have the same classes "
+                        f"{classes[row].tolist()}")
     return rows
 
 
@@ -72,12 +75,12 @@ def find_file(path: Path | str) -> Path:
     path = Path(path)
     if not path.is_dir():
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such dSprites file or folder")
+            raise MissingError(f"{path}: no such dSprites file or folder")
         return path
     found = sorted(path.glob("dsprites*.npz"))
     if len(found) != 1:
-        raise FileNotFoundError(f"{path}: expected one dsprites*.npz file, found "
-                                f"{[p.name for p in found]}")
+        raise MissingError(f"{path}: expected one dsprites*.npz file, found "
+                           f"{[p.name for p in found]}")
     return found[0]
 
 
@@ -95,7 +98,7 @@ def read_dsprites(path: Path | str, cache_dir: Path | str | None = None) -> DSpr
         return ValueError(f"{file}: {key}: {message}")
 
     if not zipfile.is_zipfile(file):
-        raise ValueError(f"{file}: not an npz (zip) archive")
+        raise DataError(f"{file}: not an npz (zip) archive")
     with np.load(file, allow_pickle=False) as npz:
         for key in ("imgs", "latents_values", "latents_classes"):
             if key not in npz.files:
@@ -143,8 +146,8 @@ def read_dsprites(path: Path | str, cache_dir: Path | str | None = None) -> DSpr
     except ValueError as error:
         raise fail("latents_classes", str(error)) from None
 
-    cache = Path(cache_dir) if cache_dir is not None else file.parent
-    data = FactorDataset(FACTORS, values, _ImageLoader(file, cache / f"{file.name}.imgs.npy"),
+    folder = Path(cache_dir) if cache_dir is not None else file.parent
+    data = FactorDataset(FACTORS, values, _ImageLoader(file, folder / f"{file.name}.imgs.npy"),
                          grids=grids, categorical=frozenset({"shape"}),
                          periodic={"orientation": 2 * np.pi})
     return DSprites(data, classes, sizes, rows)
@@ -157,7 +160,7 @@ def _member_header(file: Path, member: str) -> tuple[tuple[int, ...], np.dtype]:
         read = {(1, 0): np.lib.format.read_array_header_1_0,
                 (2, 0): np.lib.format.read_array_header_2_0}.get(version)
         if read is None:
-            raise ValueError(f"{file}: {member}: unsupported npy version {version}")
+            raise DataError(f"{file}: {member}: unsupported npy version {version}")
         shape, _, dtype = read(f)
     return shape, dtype
 
@@ -173,18 +176,21 @@ class _ImageLoader:
             self.imgs = np.load(self._extract(), mmap_mode="r")
         imgs = self.imgs[np.asarray(indices, dtype=np.int64)]
         if imgs.size and imgs.max() > 1:
-            raise ValueError(f"{self.file}: imgs: values must be 0/1, found {imgs.max()}")
+            raise DataError(f"{self.file}: imgs: values must be 0/1, found {imgs.max()}")
         return (imgs * np.uint8(255))[..., None]
 
     def _extract(self) -> Path:
+        """The extracted ``imgs.npy``: a :mod:`blockident.data.cache` entry keyed on the npz."""
+        stamps = [cache.stamp(self.file)]
+        entry = cache.read(self.cache, {"member": "imgs.npy"})
+        if entry is not None and not cache.changed(stamps, entry["stamps"]):
+            return self.cache
         with zipfile.ZipFile(self.file) as archive:
-            size = archive.getinfo("imgs.npy").file_size
-            if (self.cache.is_file() and self.cache.stat().st_size == size
-                    and self.cache.stat().st_mtime_ns >= self.file.stat().st_mtime_ns):
-                return self.cache
 
             def write(tmp: str) -> None:
                 with archive.open("imgs.npy") as src, open(tmp, "wb") as dst:
                     shutil.copyfileobj(src, dst, 1 << 24)
 
-            return atomic_write(self.cache, write)
+            atomic_write(self.cache, write)
+        cache.write(self.cache, {"member": "imgs.npy"}, stamps)
+        return self.cache

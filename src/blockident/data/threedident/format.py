@@ -23,6 +23,7 @@ from PIL import Image
 
 from blockident.data.factors import FactorDataset
 from blockident.data.images import ImageCache
+from blockident.errors import DataError
 
 SPLITS = ("train", "test")
 FACTORS = ("pos_x", "pos_y", "pos_z", "rot_alpha", "rot_beta", "rot_gamma", "spotlight_pos",
@@ -34,7 +35,7 @@ TOLERANCE = 1e-4  # raw latents may exceed [-1, 1] by this much (float rounding)
 MAX_LISTED = 5  # names listed in an error message
 
 
-class FormatError(ValueError):
+class FormatError(DataError):
     """A folder does not have the 3DIdent layout; the message names the file."""
 
 

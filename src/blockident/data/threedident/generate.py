@@ -2,7 +2,8 @@
 
 Each image shows a striped ellipsoid (semi-axes 2.2, 1.4, 0.9; a pale cap at its -z end, which
 faces the camera at rest, so that the sign of every rotation shows) ray-traced analytically in
-front of a plain background, seen by a pinhole camera at the origin looking along +z. The ten raw latents, uniform in [-1, 1], drive:
+front of a plain background, seen by a pinhole camera at the origin looking along +z. The ten
+raw latents, uniform in [-1, 1], drive:
 
 - ``pos_x``, ``pos_y``: the object's centre right / up in the image;
 - ``pos_z``: its depth (further away looks smaller);
@@ -22,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image
 
 from blockident.data.threedident.format import FACTORS, IMAGES, LATENTS, RAW_LATENTS, image_name
+from blockident.errors import ConfigError, ExistsError
 
 AXES = np.array([2.2, 1.4, 0.9])  # semi-axes of the ellipsoid
 DEPTH = 10.0  # camera-to-object distance at pos_z = 0
@@ -134,13 +135,13 @@ def generate_3dident(root: str | Path, n_train: int, n_test: int, size: int = 64
     [-1, 1] (float32), drawn from ``seed`` and the split. Existing splits raise
     :class:`FileExistsError` unless ``overwrite``."""
     if n_train < 1 or n_test < 0 or size < 1 or seed < 0:
-        raise ValueError(f"need n_train >= 1, n_test >= 0, size >= 1, seed >= 0; got {n_train}, "
-                         f"{n_test}, {size}, {seed}")
+        raise ConfigError(f"need n_train >= 1, n_test >= 0, size >= 1, seed >= 0; got {n_train}, "
+                          f"{n_test}, {size}, {seed}")
     root = Path(root)
     splits = {"train": n_train, "test": n_test} if n_test else {"train": n_train}
     existing = [root / s for s in splits if (root / s).exists()]
     if existing and not overwrite:
-        raise FileExistsError(f"{', '.join(map(str, existing))} already exist(s); pass overwrite")
+        raise ExistsError(f"{', '.join(map(str, existing))} already exist(s); pass --overwrite")
     root.mkdir(parents=True, exist_ok=True)
     for k, (split, n) in enumerate(splits.items()):
         rng = np.random.default_rng([seed, k])
@@ -165,11 +166,8 @@ def main(argv: list[str]) -> int:
     try:
         generate_3dident(args.out_dir, args.train, args.test, args.size, args.seed,
                          args.overwrite)
-    except ValueError as error:
+    except ConfigError as error:
         parser.error(str(error))
-    except FileExistsError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
     seconds = time.perf_counter() - start
     n = args.train + args.test
     for split, count in (("train", args.train), ("test", args.test)):
