@@ -32,6 +32,10 @@ class ExistsError(UserError, FileExistsError):
     """A command would overwrite files it did not write."""
 
 
+class DependencyError(UserError, ImportError):
+    """An optional dependency that the chosen option needs is not installed."""
+
+
 def debug() -> bool:
     """Whether ``BLOCKIDENT_DEBUG=1``: errors show their traceback."""
     return os.environ.get("BLOCKIDENT_DEBUG", "") not in ("", "0")
