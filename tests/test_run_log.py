@@ -26,7 +26,7 @@ def test_the_log_file_holds_what_stdout_shows_without_progress_bars(run):
     run_dir, result = run
     log = (run_dir / "blockident.log").read_text()
     for line in ("numerical at step 3", "per kind, over readable factors", "results: ",
-                 "report:  ", "Total params", "readouts of continuous factors: done in"):
+                 "report:  ", "Total params", "linear readouts of continuous factors: 12 of 12 in"):
         assert line in result.stdout and line in log, line
     assert "it/s" in result.stdout and "it/s" not in log  # Lightning's bar: console only
 
@@ -40,6 +40,6 @@ def test_a_run_shows_none_of_lightnings_and_torchs_noise(run):
 def test_progress_logs_start_intermediate_and_end_lines(caplog):
     caplog.set_level(logging.INFO, "blockident")
     assert list(progress(range(3), "fitting", every=0)) == [0, 1, 2]
-    assert caplog.messages[0] == "fitting: 3 steps"
-    assert caplog.messages[1:3] == ["fitting: 1 of 3 done (0 s)", "fitting: 2 of 3 done (0 s)"]
-    assert caplog.messages[3].startswith("fitting: done in ") and len(caplog.messages) == 4
+    assert caplog.messages[:3] == ["fitting: 0 of 3", "fitting: 1 of 3 (0 s)",
+                                   "fitting: 2 of 3 (0 s)"]
+    assert caplog.messages[3].startswith("fitting: 3 of 3 in ") and len(caplog.messages) == 4

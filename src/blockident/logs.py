@@ -50,12 +50,12 @@ def progress(items: Iterable[T], desc: str, every: float = 30.0) -> Iterator[T]:
     file) a line when the loop starts, at most every ``every`` seconds and when it ends."""
     items = list(items)
     started = last = time.monotonic()
-    log.info("%s: %d steps", desc, len(items))
+    log.info("%s: 0 of %d", desc, len(items))
     terminal = sys.stderr.isatty()
     for i, item in enumerate(tqdm(items, desc=desc, leave=False, disable=not terminal), 1):
         yield item
         now = time.monotonic()
         if not terminal and now - last >= every and i < len(items):
-            log.info("%s: %d of %d done (%.0f s)", desc, i, len(items), now - started)
+            log.info("%s: %d of %d (%.0f s)", desc, i, len(items), now - started)
             last = now
-    log.info("%s: done in %.1f s", desc, time.monotonic() - started)
+    log.info("%s: %d of %d in %.1f s", desc, len(items), len(items), time.monotonic() - started)
