@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
 import blockident.conf
 from blockident.data.augment import IMAGENET_MEAN, IMAGENET_STD
+from blockident.errors import DependencyError
 from blockident.models.clip import ClipVision
 from blockident.models.heads import image_pair
 from blockident.models.pair import EncoderPair
@@ -141,3 +143,9 @@ def test_model_configs_instantiate(dirs, name):
     assert isinstance(pair, EncoderPair)
     assert pair.encoder1.encoding_size == cfg.encoding_size == 64
     assert pair(2, torch.randn(2, 3, 64, 64)).shape == (2, cfg.encoding_size)
+
+
+def test_without_transformers_the_error_names_the_extra(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "transformers", None)  # import fails as when not installed
+    with pytest.raises(DependencyError, match=r"pip install 'blockident\[clip\]'"):
+        ClipVision(tmp_path)

@@ -66,18 +66,20 @@ def test_supervised_control_reads_learnable_factors_and_not_noise(tmp_path):
     assert before[("x", "level")] < scores[("x", "level")] - 0.1
 
 
-def test_a_saved_control_is_reused_and_retrained_when_the_request_changes(tmp_path, capsys):
+def test_a_saved_control_is_reused_and_retrained_when_the_request_changes(tmp_path, caplog):
+    caplog.set_level("INFO", "blockident")
     options = dict(lr=1e-3, batch_size=32, trainer={"accelerator": "cpu",
                                                     "enable_progress_bar": False})
     path = tmp_path / "all.pt"
     first = train_supervised(mlp_pair(8, 4, [8]), _split(100, 0), path, steps=5, **options)
-    assert "training" in capsys.readouterr().out
+    assert "training" in caplog.text
+    caplog.clear()
     again = train_supervised(mlp_pair(8, 4, [8]), _split(100, 0), path, steps=5, **options)
-    assert "training" not in capsys.readouterr().out
+    assert "training" not in caplog.text
     for a, b in zip(first.encoders.parameters(), again.encoders.parameters(), strict=True):
         assert torch.equal(a, b)
     train_supervised(mlp_pair(8, 4, [8]), _split(100, 0), path, steps=6, **options)
-    assert "training" in capsys.readouterr().out
+    assert "training" in caplog.text
 
 
 def test_oracle_reads_every_factor_and_needs_latents():

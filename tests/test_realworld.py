@@ -98,7 +98,8 @@ def test_untrained_baseline_run_trains_nothing(burst, tmp_path):
     assert not (run_dir / "control").exists()
 
 
-def test_bad_image_stops_the_run_unless_skipped(tmp_path, capsys):
+def test_bad_image_stops_the_run_unless_skipped(tmp_path, caplog):
+    caplog.set_level("INFO", "blockident")
     root = _burst_with_frames(tmp_path / "burst", seed=1)
     data = RealWorldData(str(root), PAIRS, size=16)
     data.prepare()
@@ -109,7 +110,7 @@ def test_bad_image_stops_the_run_unless_skipped(tmp_path, capsys):
     skipping = RealWorldData(str(root), PAIRS, size=16, cache_dir=str(tmp_path / "c2"),
                              skip_bad_images=True)
     skipping.prepare()
-    assert "skipping" in capsys.readouterr().out
+    assert "skipping" in caplog.text
     assert skipping.keep.sum() < len(skipping.keep)
     used = skipping.row[skipping.pairs.pairs[skipping.keep]]
     assert 0 not in used  # the bad frame's cache row
@@ -134,10 +135,11 @@ def test_a_run_without_style_or_pairs_fails_before_writing_anything(burst, tmp_p
     assert not run_dir.exists()
 
 
-def test_categories_without_enough_readout_positives_are_left_out(burst, capsys):
+def test_categories_without_enough_readout_positives_are_left_out(burst, caplog):
+    caplog.set_level("INFO", "blockident")
     data = RealWorldData(str(burst), PAIRS, size=16, min_positives=10**6)
     splits = data.readout_data()
-    assert "left out of the readouts" in capsys.readouterr().out
+    assert "left out of the readouts" in caplog.text
     every = set(data.category_names("content")) | set(data.category_names("style"))
     assert set(splits["test"].excluded) == every and not splits["test"].tasks
     assert "frames in" in next(iter(splits["test"].excluded.values()))

@@ -1,10 +1,12 @@
 """Per-category report: kind means, figures and the ``blockident report`` command."""
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
+import blockident.report as report
 from blockident.cli import main
 from blockident.report import kind_means, plot_boxes, plot_categories, write_results
 
@@ -22,9 +24,10 @@ def results_table(seed: int, content: int = 5, style: int = 30) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def make_run(path, table: pd.DataFrame, name: str = "realworld"):
+def make_run(path, table: pd.DataFrame, name: str = "realworld", **config):
     path.mkdir(parents=True)
-    OmegaConf.save(OmegaConf.create({"info": {"name": name}, "seed": 0}), path / "config.yaml")
+    OmegaConf.save(OmegaConf.create({"info": {"name": name}, "seed": 0, **config}),
+                   path / "config.yaml")
     write_results(table.to_dict("records"), path / "results.csv")
     return path
 
@@ -87,6 +90,70 @@ def test_report_command_compares_runs(tmp_path, capsys):
     assert row["mean"].item() == pytest.approx(expected)
     printed = capsys.readouterr().out
     assert "realworld/a" in printed and str(out / "boxes.png") in printed
+
+
+def test_runs_are_labelled_by_the_config_keys_that_differ(tmp_path):
+    runs = [make_run(tmp_path / str(i), results_table(i), seed=i % 2, loss={"tau": tau})
+            for i, tau in enumerate([0.1, 0.1, 1.0])]
+    assert main(["report", *map(str, runs), "--out", str(tmp_path / "out")]) == 0
+    assert set(pd.read_csv(tmp_path / "out" / "summary.csv").run) == {
+        "loss.tau=0.1, seed=0", "loss.tau=0.1, seed=1", "loss.tau=1.0, seed=0"}
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures the plot functions save, by file name, with a check that an artist lies
+    inside its figure as drawn (on the Agg canvas the file is written with)."""
+    figures, save = {}, report._save
+
+    def keep(fig, path):
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        fig.inside = lambda artist: fig.bbox.contains(*artist.get_window_extent(renderer).p0) \
+            and fig.bbox.contains(*artist.get_window_extent(renderer).p1)
+        figures[path.name] = fig
+        return save(fig, path)
+
+    monkeypatch.setattr(report, "_save", keep)
+    yield figures
+    plt.close("all")
+
+
+def test_titles_and_legends_fit_their_figures(tmp_path, drawn):
+    tables = {f"realworld/2026-11-23_12-00-00_{i}": results_table(i) for i in range(2)}
+    plot_categories(tables, tmp_path / "categories.png")  # 8 series with long labels
+    one = {"realworld/2026-11-23_12-00-00_0": results_table(0).query("readout == 'mlp'")}
+    plot_boxes({k: t.query("encoding == 'frames'") for k, t in one.items()},
+               tmp_path / "boxes.png")  # a long common title over a narrow figure
+    categories, boxes = drawn["categories.png"], drawn["boxes.png"]
+    assert categories.inside(categories._suptitle) and boxes.inside(boxes.axes[0].title)
+    legend = categories.legends[0]
+    assert len(legend.get_texts()) == 8 and categories.inside(legend)
+
+
+def test_undefined_categories_show_na_and_ticks_the_positives(tmp_path, drawn):
+    table = results_table(0, content=3, style=3)
+    table.loc[(table.factor == "content_1") & (table.metric == "balanced_accuracy"), "value"] = \
+        np.nan
+    table.loc[table.metric == "positives", "value"] = 7.0
+    plot_categories({"run": table}, tmp_path / "categories.png")
+    fig = drawn["categories.png"]
+    content = fig.axes[0]
+    assert [t.get_text() for t in content.texts].count("n/a") >= 4  # every series' slot
+    assert {t.get_text() for t in content.get_xticklabels()} == {
+        "content_0 (7)", "content_1 (7)", "content_2 (7)"}
+
+
+@pytest.mark.parametrize(("metric", "chance"), [("r2", 0.0), ("balanced_accuracy", 0.5)])
+def test_the_chance_line_is_the_metrics(tmp_path, drawn, metric, chance):
+    plot_boxes({"run": results_table(0).replace({"metric": {"balanced_accuracy": metric}})},
+               tmp_path / "boxes.png", metric=metric)
+    plot_categories({"run": results_table(0).replace({"metric": {"balanced_accuracy": metric}})},
+                    tmp_path / "categories.png", metric=metric)
+    for name in ("boxes.png", "categories.png"):
+        lines = [line for ax in drawn[name].axes for line in ax.get_lines()
+                 if line.get_linestyle() == "--"]
+        assert lines and {tuple(line.get_ydata()) for line in lines} == {(chance, chance)}
 
 
 def test_report_of_one_run_writes_into_it_with_labels_and_readout(tmp_path):

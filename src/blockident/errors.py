@@ -7,6 +7,7 @@ their traceback.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -29,6 +30,10 @@ class MissingError(UserError, FileNotFoundError):
 
 class ExistsError(UserError, FileExistsError):
     """A command would overwrite files it did not write."""
+
+
+class DependencyError(UserError, ImportError):
+    """An optional dependency that the chosen option needs is not installed."""
 
 
 def debug() -> bool:
@@ -57,6 +62,12 @@ def user_message(error: BaseException) -> str | None:
     return None
 
 
+_warnings = logging.getLogger("blockident.warnings")  # a run's log file has them too
+_warnings.addHandler(logging.NullHandler())
+_warnings.propagate = False
+
+
 def warn(message: str) -> None:
-    """A warning the user should see: one line on stderr."""
+    """A warning the user should see: one line on stderr (and in a run's log)."""
     print(f"warning: {message}", file=sys.stderr)
+    _warnings.warning(message)

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -17,6 +18,7 @@ import pandas as pd  # noqa: E402
 
 from blockident.errors import UserError  # noqa: E402
 from blockident.io import atomic_write  # noqa: E402
+from blockident.readouts.share import METRIC_CHANCE  # noqa: E402
 
 COLUMNS = ["encoding", "factor", "kind", "readout", "metric", "value"]
 KIND_ORDER = {"content": 0, "style": 1, "modality": 2}
@@ -97,7 +99,7 @@ def plot_results(table: pd.DataFrame, path: Path, title: str = "") -> Path:
 
 
 # -- per-category readouts (many categories per kind) ---------------------------------------------
-CHANCE = 0.5
+TITLE_SIZE = 12  # points
 KIND_COLOURS = {"content": "tab:blue", "style": "tab:orange", "modality": "tab:green"}
 SERIES = ["run", "encoding", "readout"]
 
@@ -117,6 +119,18 @@ def kind_means(table: pd.DataFrame, metric: str = "balanced_accuracy") -> pd.Dat
 
 def _kind_rank(kind: str) -> int:
     return KIND_ORDER.get(kind, len(KIND_ORDER))
+
+
+def _chance_line(ax, metric: str) -> None:
+    """The metric's chance level as a dashed line (none where it depends on the data)."""
+    if metric in METRIC_CHANCE:
+        ax.axhline(METRIC_CHANCE[metric], color="grey", linestyle="--", linewidth=1)
+
+
+def _fit(text: str, width_inches: float, fontsize: float) -> str:
+    """``text`` wrapped to lines that fit ``width_inches`` (less margins) at ``fontsize``
+    points, taking a character as 0.65 of the font size wide."""
+    return textwrap.fill(text, max(10, int((width_inches - 0.6) * 72 / (0.65 * fontsize))))
 
 
 def _long(tables: dict[str, pd.DataFrame], metric: str, readout: str | None) -> pd.DataFrame:
@@ -157,10 +171,13 @@ def plot_categories(tables: dict[str, pd.DataFrame], path: Path,
     ``tables`` maps a run label to its results table; a series is one (run, encoding, readout).
     Categories are sorted by the first series' value (best first, undefined last); panels of
     many categories show markers instead of grouped bars and every k-th tick label. Undefined
-    (NaN) values are left out. The legend gives each series' mean per kind.
+    (NaN) values are marked "n/a" (bars) or x at the bottom (markers); tick labels give the
+    first run's test positives where its table has the ``positives`` metric. The legend gives
+    each series' mean per kind.
     """
     long = _long(tables, metric, readout)
     keys = list(dict.fromkeys(long[SERIES].itertuples(index=False, name=None)))
+    positives = _positives(tables[keys[0][0]])
     labels, common = _series_labels(keys, " · ")
     kinds = _kinds(long)
     panels = {}
@@ -184,23 +201,49 @@ def plot_categories(tables: dict[str, pd.DataFrame], path: Path,
         for s, key in enumerate(keys):
             offset = (s - (len(keys) - 1) / 2) * step
             values = wide[key].to_numpy()
+            undefined = x[np.isnan(values)] + offset
             if bars[kind]:
                 ax.bar(x + offset, values, width=step, color=colours[s])
+                for u in undefined:
+                    ax.text(u, 0.01, "n/a", rotation=90, ha="center", va="bottom", fontsize=6,
+                            color=colours[s], transform=ax.get_xaxis_transform())
             else:
                 ax.plot(x + offset, values, "o", ms=3, alpha=0.8, color=colours[s])
+                ax.plot(undefined, np.full(len(undefined), 0.01), "x", ms=3, color=colours[s],
+                        transform=ax.get_xaxis_transform())
             means.setdefault(key, []).append(f"{kind} {wide[key].mean():.3f}")
         thin = max(1, int(np.ceil(len(wide) / (width * scale / 0.11))))
-        ax.set_xticks(x[::thin], wide.index[::thin], rotation=90, fontsize=7)
+        ticks = [f"{f} ({positives[f]})" if f in positives else f for f in wide.index]
+        ax.set_xticks(x[::thin], ticks[::thin], rotation=90, fontsize=7)
         ax.set_xlim(-0.6, len(wide) - 0.4)
-        ax.axhline(CHANCE, color="grey", linestyle="--", linewidth=1)
+        _chance_line(ax, metric)
         every = f", 1 label in {thin}" if thin > 1 else ""
         ax.set_title(f"{kind} ({len(wide)} categories{every})")
+        ax.set_xlabel("category (test positives)" if positives else "", fontsize=8)
     axes[0][0].set_ylabel(metric)
-    handles = [plt.Line2D([], [], color=c, marker="s", linestyle="none") for c in colours]
-    fig.legend(handles, [f"{labels[k]}: mean {', '.join(means[k])}" for k in keys],
-               loc="outside lower center", ncol=max(1, min(len(keys), 3)), fontsize=8)
-    fig.suptitle(f"{metric}" + (f" — {common}" if common else ""))
+    _legend(fig, [f"{labels[k]}\nmean {', '.join(means[k])}" for k in keys], colours)
+    fig.suptitle(_fit(f"{metric}" + (f" — {common}" if common else ""), fig.get_figwidth(),
+                      TITLE_SIZE), fontsize=TITLE_SIZE)
     return _save(fig, path)
+
+
+def _positives(table: pd.DataFrame) -> dict[str, int]:
+    """factor -> its test positives (the ``positives`` metric) in ``table``."""
+    part = table[table.metric == "positives"].dropna(subset=["value"])
+    return part.groupby("factor")["value"].first().astype(int).to_dict()
+
+
+def _legend(fig, labels: list[str], colours: list) -> None:
+    """A legend below the panels in as many columns as the figure's width holds, each label
+    line wrapped to fit."""
+    width, size = fig.get_figwidth(), 8
+    labels = ["\n".join(_fit(line, width - 0.6, size) for line in label.split("\n"))
+              for label in labels]
+    longest = max(len(line) for label in labels for line in label.split("\n"))
+    columns = int(width // (0.6 + longest * 0.6 * size / 72))
+    handles = [plt.Line2D([], [], color=c, marker="s", linestyle="none") for c in colours]
+    fig.legend(handles, labels, loc="outside lower center", fontsize=size,
+               ncol=max(1, min(len(labels), 3, columns)))
 
 
 def plot_boxes(tables: dict[str, pd.DataFrame], path: Path,
@@ -238,13 +281,14 @@ def plot_boxes(tables: dict[str, pd.DataFrame], path: Path,
             box["boxes"][0].set(facecolor=colour, alpha=0.4)
             jitter = rng.uniform(-width / 4, width / 4, len(values))
             ax.scatter(position + jitter, values, s=8, color=colour, alpha=0.7, linewidths=0)
-    ax.axhline(CHANCE, color="grey", linestyle="--", linewidth=1)
+    _chance_line(ax, metric)
     ax.set_xticks(range(len(keys)), [labels[k] for k in keys], fontsize=8)
     ax.set_xlim(-0.6, len(keys) - 0.4)
     ax.set_ylabel(f"{metric} per category")
     ax.legend([plt.Rectangle((0, 0), 1, 1, color=KIND_COLOURS.get(kind, f"C{k + 3}"), alpha=0.5)
                for k, kind in enumerate(kinds)], kinds, fontsize=8)
-    ax.set_title(f"{metric}" + (f" — {common}" if common else ""))
+    ax.set_title(_fit(f"{metric}" + (f" — {common}" if common else ""), fig.get_figwidth(),
+                      TITLE_SIZE), fontsize=TITLE_SIZE)
     return _save(fig, path)
 
 

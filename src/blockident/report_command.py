@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 from blockident.io import atomic_write
 from blockident.report import ReportError, kind_means, plot_boxes, plot_categories, read_results
 from blockident.report_html import REPORT, write_run_report, write_sweep_report
-from blockident.sweep import find_runs, write_summary
+from blockident.sweep import differences, find_runs, write_summary
 
 
 def run_label(run_dir: Path) -> str:
@@ -28,20 +28,29 @@ def run_label(run_dir: Path) -> str:
 
 
 def _labels(run_dirs: list[Path], given: list[str] | None) -> list[str]:
+    """``given``, else the config keys that differ between the runs (``key=value, ...``), else
+    :func:`run_label`, else the paths: the first of them that tells every run apart."""
     if given is not None:
         if len(given) != len(run_dirs) or len(set(given)) != len(given):
             raise ReportError(f"--labels needs {len(run_dirs)} distinct labels, got {given}")
         return given
-    labels = [run_label(d) for d in run_dirs]
-    return labels if len(set(labels)) == len(labels) else [str(d) for d in run_dirs]
+    diffs, _ = differences(run_dirs)
+    keys = sorted((k for k in diffs.columns if k not in ("run", "group")),
+                  key=lambda k: k == "seed")  # the seed last
+    candidates = [[run_label(d) for d in run_dirs], [str(d) for d in run_dirs]]
+    if keys:
+        candidates.insert(0, [", ".join(f"{k}={row[k]}" for k in keys)
+                              for _, row in diffs.iterrows()])
+    return next((c for c in candidates if len(set(c)) == len(c)), candidates[-1])
 
 
 def _select(table: pd.DataFrame, path: Path, metric: str, readout: str | None) -> pd.DataFrame:
-    """The rows of ``metric`` (and ``readout``), or an error listing what the table has."""
-    part = table[table.metric == metric]
-    if part.empty:
+    """The rows of ``metric`` and the test positives (of ``readout``), or an error listing
+    what the table has."""
+    if not (table.metric == metric).any():
         raise ReportError(f"{path} has no {metric!r} rows (metrics: "
                           f"{', '.join(map(str, table.metric.unique()))})")
+    part = table[table.metric.isin([metric, "positives"])]
     if readout is not None:
         readouts = part.readout.unique()
         part = part[part.readout == readout]
@@ -98,7 +107,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--metric", default="balanced_accuracy", help="a results.csv metric")
     parser.add_argument("--readout", default=None, help="only this readout (e.g. logreg)")
     parser.add_argument("--labels", nargs="+", default=None,
-                        help="one label per run (default: info.name/DIRECTORY)")
+                        help="one label per run (default: the config keys that differ)")
     parser.add_argument("--html", nargs="?", const="", default=None, metavar="OUT.html",
                         help="write the HTML report (default: report.html in the run or sweep "
                         "folder, or in --out)")

@@ -8,6 +8,7 @@ evaluation's ``results.csv`` and ``results.png`` are also copied to the run dire
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -28,7 +29,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import instantiate
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, ModelSummary
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
@@ -37,6 +38,7 @@ from blockident import runinfo
 from blockident.engine import ContrastiveModule
 from blockident.errors import ConfigError, MissingError, debug, user_message
 from blockident.io import atomic_torch_save, atomic_write, atomic_write_text
+from blockident.logs import log
 from blockident.readouts.control import (
     control_groups,
     control_names,
@@ -203,6 +205,8 @@ def train(cfg: DictConfig, run_dir: Path) -> Path:
         dirpath=run_dir / CKPT_DIR, filename="step={step}", auto_insert_metric_name=False,
         every_n_train_steps=cfg.checkpoint_every, save_top_k=-1, save_last=True)
     callbacks = [checkpoints, *progress_bar(cfg)]
+    if cfg.trainer.get("enable_model_summary", True):  # a plain one logs (Rich's prints)
+        callbacks.append(ModelSummary())
     if cfg.readout.get("every"):
         callbacks.append(ReadoutCallback(data, cfg.readout, cfg.readout.every))
     options = dict(cfg.trainer)  # a run shorter than the log interval still logs its curve
@@ -219,8 +223,8 @@ def train(cfg: DictConfig, run_dir: Path) -> Path:
         _prepend_metrics(run_dir, earlier)
     final = run_dir / CKPT_DIR / f"step={trainer.global_step}.ckpt"
     if trainer.is_global_zero and not final.exists():
-        trainer.save_checkpoint(final)
-        trainer.save_checkpoint(last)
+        trainer.save_checkpoint(final, weights_only=False)
+        trainer.save_checkpoint(last, weights_only=False)
     return final
 
 
@@ -233,6 +237,7 @@ def _readouts(cfg: DictConfig, data, module, splits, out: Path, prefix: str = ""
               encodings: dict | None = None):
     """Encode (cached in ``out``), read out; rows with ``prefix`` before each encoding name.
     Given ``encodings`` (split -> input set -> array) are read out as they are."""
+    log.info("%s encoder:", prefix.rstrip(":") or "trained")
     if encodings is None:
         splits, encodings = encode_splits(module, splits, getattr(data, "augment", None),
                                           cfg.readout.get("augment", 0))
@@ -327,10 +332,10 @@ def evaluate(cfg: DictConfig, run_dir: Path, step: int | None = None) -> pd.Data
         for path in [out / "results.csv", out / "summary.csv", *figures]:
             atomic_write(run_dir / path.name, lambda tmp, p=path: shutil.copyfile(p, tmp))
     summary_text = _summary(table, kinds, splits["test"].excluded)
-    print(f"\n{cfg.info.name} at step {step} ({run_dir}):\n{summary_text}\n")
-    print(f"results: {out / 'results.csv'}")
+    log.info("\n%s at step %d (%s):\n%s\n", cfg.info.name, step, run_dir, summary_text)
+    log.info("results: %s", out / "results.csv")
     for path in figures:
-        print(f"figure:  {path}")
+        log.info("figure:  %s", path)
     return table
 
 
@@ -372,7 +377,7 @@ def _record(cfg: DictConfig, command: str, run_dir: Path, started: float) -> Non
                                     cfg.info.name, cfg.seed)
     runinfo.record(run_dir, repeat, started)
     if command == "run":
-        print(f"report:  {write_run_report(run_dir)}")
+        log.info("report:  %s", write_run_report(run_dir))
 
 
 def _trained(run_dir: Path) -> bool:
@@ -421,9 +426,11 @@ def hydra_main(command: str, argv: list[str]) -> int:
     sys.argv = [f"blockident {command}", *_existing_run_experiment(command, argv), *argv]
     full_error = os.environ.get("HYDRA_FULL_ERROR")
     os.environ["HYDRA_FULL_ERROR"] = "1"  # errors reach blockident.cli, which reports them
+    logging.captureWarnings(True)  # Python warnings on stderr and in the run's log
     try:
         entry()
     finally:
+        logging.captureWarnings(False)
         if full_error is None:
             os.environ.pop("HYDRA_FULL_ERROR")
         else:

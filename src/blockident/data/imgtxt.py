@@ -22,6 +22,7 @@ from blockident.data.images import ImageCache
 from blockident.data.multimodal3dident import Split, load, readout_factors
 from blockident.data.text import Vocabulary
 from blockident.errors import ConfigError, DataError, MissingError
+from blockident.logs import log
 
 VOCAB_FILE = "vocab.json"
 ENCODINGS = ("image", "text")  # readout encodings: of view 1 and of view 2
@@ -80,8 +81,8 @@ class ImgTxtData(L.LightningDataModule):
                        for name, s in splits.items()}
         for name, cache in self.caches.items():
             if cache.bad:
-                print(f"{self.root / name}: leaving out {len(cache.bad)} samples with missing "
-                      f"or unreadable images")
+                log.info("%s: leaving out %d samples with missing or unreadable images",
+                         self.root / name, len(cache.bad))
             if len(self.usable[name]) == 0:
                 raise DataError(f"{self.root / name}: no sample with a readable image")
         self.splits = splits

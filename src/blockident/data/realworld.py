@@ -26,6 +26,7 @@ from blockident.data.burst import images_root_message, read_burst
 from blockident.data.images import ImageCache
 from blockident.errors import ConfigError, DataError, MissingError
 from blockident.io import atomic_write, atomic_write_text
+from blockident.logs import log
 from blockident.pairs.categories import PairConfig, PairSet, build_pairs
 from blockident.pairs.strata import STRATA
 
@@ -92,11 +93,11 @@ class RealWorldData(L.LightningDataModule):
         if self.cache.bad:
             bad = np.isin(self.row[self.pairs.pairs], list(self.cache.bad)).any(axis=1)
             self.keep = ~bad
-            print(f"skipping {int(bad.sum())} of {len(bad)} pairs: {len(self.cache.bad)} "
-                  f"missing or unreadable image(s)")
+            log.info("skipping %d of %d pairs: %d missing or unreadable image(s)",
+                     int(bad.sum()), len(bad), len(self.cache.bad))
         counts = {s: len(self.stratum_pairs(s)) for s in ("encoder_train", "held_out",
                                                           *READOUT_STRATA.values())}
-        print("pairs per stratum: " + ", ".join(f"{s} {n}" for s, n in counts.items()))
+        log.info("pairs per stratum: %s", ", ".join(f"{s} {n}" for s, n in counts.items()))
         empty = [s for s in ("encoder_train", *READOUT_STRATA.values()) if counts[s] == 0]
         if empty:
             raise DataError(f"{self.root}: no pairs in {', '.join(empty)} with "
@@ -212,9 +213,10 @@ class RealWorldData(L.LightningDataModule):
                 excluded[name] = ", ".join(f"{split} {p} frames in {v} videos"
                                            for split, (p, v) in counts.items())
         if excluded:
-            print(f"{len(excluded)} of {len(kinds)} categories left out of the readouts (fewer "
-                  f"than {self.min_positives} positive frames or {self.min_videos} videos on a "
-                  "side): " + "; ".join(f"{k} ({v})" for k, v in excluded.items()))
+            log.info("%d of %d categories left out of the readouts (fewer than %d positive "
+                     "frames or %d videos on a side): %s", len(excluded), len(kinds),
+                     self.min_positives, self.min_videos,
+                     "; ".join(f"{k} ({v})" for k, v in excluded.items()))
         kinds = {k: v for k, v in kinds.items() if k not in excluded}
         splits = {}
         for split, (rows, factors, _) in labelled.items():

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from blockident.data.augment import IMAGENET_MEAN, IMAGENET_STD
-from blockident.errors import DataError, MissingError
+from blockident.errors import DataError, DependencyError, MissingError
 
 CLIP_MODEL_TYPES = ("clip", "clip_vision_model")
 
@@ -35,14 +35,27 @@ def _check_directory(path: Path) -> None:
                         f"one of {CLIP_MODEL_TYPES}")
 
 
+def _transformers():
+    """The ``transformers`` package (the ``clip`` extra), or an error naming the extra.
+    Importing the model code takes seconds: only pay for it when a tower is built."""
+    try:
+        import transformers
+        import transformers.image_utils
+    except ModuleNotFoundError as error:
+        if (error.name or "").split(".")[0] != "transformers":
+            raise
+        raise DependencyError("model=clip needs the transformers package, which is not "
+                              "installed: pip install 'blockident[clip]'") from error
+    return transformers
+
+
 def _clip_statistics(path: Path) -> tuple[list[float], list[float]]:
     """(mean, std) per channel from ``path/preprocessor_config.json``, else OpenAI CLIP's."""
-    from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
-
+    defaults = _transformers().image_utils
     file = path / "preprocessor_config.json"
     processor = json.loads(file.read_text()) if file.is_file() else {}
-    return (list(processor.get("image_mean", OPENAI_CLIP_MEAN)),
-            list(processor.get("image_std", OPENAI_CLIP_STD)))
+    return (list(processor.get("image_mean", defaults.OPENAI_CLIP_MEAN)),
+            list(processor.get("image_std", defaults.OPENAI_CLIP_STD)))
 
 
 class ClipVision(nn.Module):
@@ -60,12 +73,10 @@ class ClipVision(nn.Module):
     def __init__(self, path: str | Path, interpolate_pos_encoding: bool = False,
                  freeze: bool = False):
         super().__init__()
-        # Importing the model code takes seconds; only pay for it when a tower is built.
-        from transformers import CLIPVisionModel
-
+        vision_model = _transformers().CLIPVisionModel
         path = Path(path)
         _check_directory(path)
-        self.tower = CLIPVisionModel.from_pretrained(path, local_files_only=True,
+        self.tower = vision_model.from_pretrained(path, local_files_only=True,
                                                      dtype=torch.float32)
         self.feature_dim = int(self.tower.config.hidden_size)
         self.image_size = int(self.tower.config.image_size)

@@ -19,6 +19,7 @@ from sklearn.svm import LinearSVC
 from torch import nn
 
 from blockident.errors import ConfigError
+from blockident.logs import progress
 
 METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc",
            "positives")
@@ -208,7 +209,7 @@ def classification_rows(x_train: np.ndarray, Y_train: np.ndarray, x_test: np.nda
         scores[:, fitted] = model.decision_function(x_test)
         preds[:, fitted] = scores[:, fitted] > 0
     elif readout != "mlp":
-        for c in list(fitted):
+        for c in progress(list(fitted), f"{readout} readouts of {encoding}, per category"):
             out = _fit_sklearn(readout, x_train, Y_train[:, c], x_test, seed, max_gp_samples)
             if out is None:
                 fitted = fitted[fitted != c]

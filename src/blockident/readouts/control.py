@@ -33,6 +33,7 @@ from blockident.data.base import ReadoutSplit, StepStream
 from blockident.engine import EncoderModule
 from blockident.errors import ConfigError
 from blockident.io import atomic_torch_save
+from blockident.logs import log
 from blockident.models.pair import EncoderPair
 
 CONTROLS = ("supervised", "oracle")
@@ -169,9 +170,9 @@ def train_supervised(encoders: EncoderPair, split: ReadoutSplit, path: Path, *, 
         if {k: saved.get(k) for k in record} == record:
             control.encoders.load_state_dict(saved["encoders"])
             return control
-    print(f"supervised control: training {type(encoders).__name__} on {len(control.factors)} "
-          f"factors of {len(control.targets[control.factors[0]].y)} encoder-training samples "
-          f"for {steps} steps -> {path}")
+    log.info("supervised control: training %s on %d factors of %d encoder-training samples "
+             "for %d steps -> %s", type(encoders).__name__, len(control.factors),
+             len(control.targets[control.factors[0]].y), steps, path)
     options = {k: v for k, v in trainer.items()
                if k in ("accelerator", "precision", "gradient_clip_val", "enable_progress_bar")}
     L.seed_everything(seed, verbose=False)

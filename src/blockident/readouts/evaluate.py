@@ -24,6 +24,7 @@ from torch import nn
 
 from blockident.data.base import ReadoutSplit
 from blockident.errors import ConfigError
+from blockident.logs import progress
 from blockident.readouts.classification import classification_rows
 from blockident.readouts.disentanglement import dci, mcc
 from blockident.readouts.regression import regression_rows
@@ -42,18 +43,19 @@ def encode_splits(module, splits: dict[str, ReadoutSplit], augment: nn.Module | 
     """
     if copies and augment is None:
         raise ConfigError("readout.augment needs a data module with augmentations")
-    encodings: Encodings = {}
-    for split, s in splits.items():
-        encodings[split] = {}
-        for name, (view, x) in s.inputs.items():
-            z = [module.encode(view, x, s.transforms.get(view))]
-            for _ in range(copies if split == "train" else 0):
-                if view == 1:
-                    augment.to(module.device).train()
-                    z.append(module.encode(view, x, augment))
-                else:
-                    z.append(z[0])
-            encodings[split][name] = np.concatenate(z)
+    encodings: Encodings = {split: {} for split in splits}
+    sets = [(split, name) for split, s in splits.items() for name in s.inputs]
+    for split, name in progress(sets, "encoding the readout splits"):
+        s = splits[split]
+        view, x = s.inputs[name]
+        z = [module.encode(view, x, s.transforms.get(view))]
+        for _ in range(copies if split == "train" else 0):
+            if view == 1:
+                augment.to(module.device).train()
+                z.append(module.encode(view, x, augment))
+            else:
+                z.append(z[0])
+        encodings[split][name] = np.concatenate(z)
     if copies:
         train = splits["train"]
         factors = {k: np.concatenate([v] * (copies + 1)) for k, v in train.factors.items()}
@@ -63,7 +65,7 @@ def encode_splits(module, splits: dict[str, ReadoutSplit], augment: nn.Module | 
 
 def _categorical_rows(train, test, encodings, tasks, classifiers, standardize) -> list[dict]:
     rows = []
-    for task in tasks:
+    for task in progress(tasks, f"{', '.join(classifiers)} readouts of categorical factors"):
         x_train, x_test = encodings["train"][task.inputs], encodings["test"][task.inputs]
         if standardize:
             scaler = StandardScaler().fit(x_train)
@@ -87,17 +89,19 @@ def _binary_rows(train, test, encodings, tasks, cfg) -> tuple[list[dict], dict]:
     groups = defaultdict(list)
     for task in tasks:
         groups[(task.encoding, task.inputs)].append(task.factor)
-    for (encoding, inputs), factors in groups.items():
+    fits = [(group, readout) for group in groups for readout in cfg.binary]
+    for (encoding, inputs), readout in progress(fits, f"{', '.join(cfg.binary)} readouts of "
+                                                f"binary factors ({len(tasks)})"):
+        factors = groups[(encoding, inputs)]
         labels = {split: np.stack([np.asarray(s.factors[f]).reshape(-1) for f in factors], 1)
                   for split, s in (("train", train), ("test", test))}
-        for readout in cfg.binary:
-            part, scores = classification_rows(
-                encodings["train"][inputs], labels["train"], encodings["test"][inputs],
-                labels["test"], factors, [train.kinds[f] for f in factors], encoding, readout,
-                standardize=cfg.standardize, seed=cfg.get("seed", 0),
-                mlp_kwargs=dict(cfg.get("mlp") or {}))
-            rows += part
-            predictions[f"{encoding}/{readout}"] = scores
+        part, scores = classification_rows(
+            encodings["train"][inputs], labels["train"], encodings["test"][inputs],
+            labels["test"], factors, [train.kinds[f] for f in factors], encoding, readout,
+            standardize=cfg.standardize, seed=cfg.get("seed", 0),
+            mlp_kwargs=dict(cfg.get("mlp") or {}))
+        rows += part
+        predictions[f"{encoding}/{readout}"] = scores
         predictions[f"{encoding}/labels"] = labels["test"]
         predictions[f"{encoding}/factors"] = np.asarray(factors)
     return rows, predictions

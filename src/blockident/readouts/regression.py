@@ -12,9 +12,9 @@ from sklearn.kernel_ridge import KernelRidge
 from sklearn.metrics import r2_score
 from sklearn.model_selection import GridSearchCV
 from sklearn.preprocessing import StandardScaler
-from tqdm.auto import tqdm
 
 from blockident.data.base import ReadoutSplit
+from blockident.logs import progress
 from blockident.readouts.disentanglement import grid_accuracy
 
 
@@ -61,7 +61,7 @@ def regression_rows(train: ReadoutSplit, test: ReadoutSplit,
     """
     rows = []
     tasks = [(t, name) for t in train.tasks for name in regressors]
-    for task, name in tqdm(tasks, desc="readouts", leave=False):
+    for task, name in progress(tasks, f"{', '.join(regressors)} readouts of continuous factors"):
         x_train, x_test = encodings["train"][task.inputs], encodings["test"][task.inputs]
         if standardize:
             scaler = StandardScaler().fit(x_train)

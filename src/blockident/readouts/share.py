@@ -16,6 +16,8 @@ import pandas as pd
 from blockident.data.base import ReadoutSplit
 
 HEADLINE = {"binary": "balanced_accuracy", "categorical": "accuracy", "continuous": "r2"}
+# chance of the metrics whose chance does not depend on the data (accuracy's is 1 / classes)
+METRIC_CHANCE = {"balanced_accuracy": 0.5, "roc_auc": 0.5, "r2": 0.0}
 BASELINE, CONTROLS = "untrained:", ("supervised:", "oracle:")
 
 
@@ -25,7 +27,7 @@ def chance_levels(split: ReadoutSplit) -> dict[str, tuple[str, float]]:
     out = {}
     for factor in dict.fromkeys(t.factor for t in split.tasks):
         kind = split.factor_type(factor)
-        chance = {"binary": 0.5, "continuous": 0.0}.get(kind)
+        chance = METRIC_CHANCE.get(HEADLINE[kind])
         if chance is None:
             chance = 1 / len(np.unique(np.asarray(split.factors[factor])))
         out[factor] = (HEADLINE[kind], chance)
