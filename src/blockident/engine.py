@@ -66,7 +66,7 @@ class ContrastiveModule(EncoderModule):
 
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         loss = self.loss(*self._encode_views(batch))
-        self.log(f"{stage}/loss", loss, prog_bar=True, sync_dist=stage == "val",
+        self.log(f"{stage}/loss", loss, prog_bar=True, sync_dist=True,  # mean over processes
                  batch_size=len(batch["view1"]))
         return loss
 

@@ -204,7 +204,7 @@ def train(cfg: DictConfig, run_dir: Path) -> Path:
     checkpoints = ModelCheckpoint(
         dirpath=run_dir / CKPT_DIR, filename="step={step}", auto_insert_metric_name=False,
         every_n_train_steps=cfg.checkpoint_every, save_top_k=-1, save_last=True)
-    callbacks = [checkpoints, *progress_bar(cfg)]
+    callbacks = [checkpoints, FinalCheckpoint(run_dir), *progress_bar(cfg)]
     if cfg.trainer.get("enable_model_summary", True):  # a plain one logs (Rich's prints)
         callbacks.append(ModelSummary())
     if cfg.readout.get("every"):
@@ -221,11 +221,20 @@ def train(cfg: DictConfig, run_dir: Path) -> Path:
     trainer.fit(module, datamodule=data, ckpt_path=last if resuming else None)
     if earlier is not None and trainer.is_global_zero:
         _prepend_metrics(run_dir, earlier)
-    final = run_dir / CKPT_DIR / f"step={trainer.global_step}.ckpt"
-    if trainer.is_global_zero and not final.exists():
-        trainer.save_checkpoint(final, weights_only=False)
-        trainer.save_checkpoint(last, weights_only=False)
-    return final
+    return find_checkpoint(run_dir, None)[1]
+
+
+class FinalCheckpoint(L.Callback):
+    """Saves ``step=N.ckpt`` and ``last.ckpt`` when training ends, in the training processes
+    (every rank takes part; rank 0 writes), so the final step is right under any strategy:
+    after ``ddp_spawn`` the launching process's trainer does not know it."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for name in (f"step={trainer.global_step}.ckpt", "last.ckpt"):
+            trainer.save_checkpoint(self.run_dir / CKPT_DIR / name, weights_only=False)
 
 
 def _load_weights(module: ContrastiveModule, ckpt: Path) -> ContrastiveModule:
@@ -350,6 +359,8 @@ def _task(cfg: DictConfig, command: str) -> None:
     with run_lock(run_dir):
         if command in ("train", "run"):
             _train_or_clean_up(cfg, run_dir)
+        if rank_zero_only.rank != 0:  # a DDP process started by the first one: it only trains
+            return
         if command in ("evaluate", "run"):
             evaluate(cfg, run_dir, cfg.ckpt)
         if command in ("train", "run"):
@@ -414,8 +425,15 @@ def hydra_main(command: str, argv: list[str]) -> int:
 
     failures: list[Exception] = []
 
+    argv = [*_existing_run_experiment(command, argv), *argv]
+    # Lightning's DDP launcher starts the other processes as `python sys.argv[0] sys.argv[1:]`
+    # (or `python -m MODULE sys.argv[1:]`) plus its hydra.* overrides: once Hydra has read the
+    # overrides, sys.argv is the command line that repeats this command
+    relaunch = [sys.argv[0], command, *argv]
+
     @hydra.main(config_path="conf", config_name="config", version_base="1.3")
     def entry(cfg: DictConfig) -> None:
+        sys.argv = relaunch
         try:
             _task(cfg, command)
         except Exception as error:  # a user's error is reported by the CLI, not as a failed job
@@ -423,7 +441,7 @@ def hydra_main(command: str, argv: list[str]) -> int:
                 raise
             failures.append(error)
 
-    sys.argv = [f"blockident {command}", *_existing_run_experiment(command, argv), *argv]
+    sys.argv = [f"blockident {command}", *argv]
     full_error = os.environ.get("HYDRA_FULL_ERROR")
     os.environ["HYDRA_FULL_ERROR"] = "1"  # errors reach blockident.cli, which reports them
     logging.captureWarnings(True)  # Python warnings on stderr and in the run's log
