@@ -142,6 +142,8 @@ def test_rotations_change_the_image():
     for name in ("rot_alpha", "rot_beta"):
         turned = _one(**{name: 0.8})
         assert np.abs(turned - base)[_mask(turned) | _mask(base)].mean() > 15, name
+        left, right = _one(**{name: -0.5}), _one(**{name: 0.5})  # the cap shows the sign
+        assert np.abs(left - right)[_mask(left) | _mask(right)].mean() > 40, name
 
 
 def test_colours_and_light_follow_their_latents():

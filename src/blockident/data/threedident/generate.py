@@ -1,8 +1,9 @@
 """A 3DIdent stand-in in the published layout, rendered with numpy (no Blender, no GL).
 
-Each image shows a striped ellipsoid (semi-axes 2.2, 1.4, 0.9, a pale cap at its +z end so every
-rotation shows) ray-traced analytically in front of a plain background, seen by a pinhole camera
-at the origin looking along +z. The ten raw latents, uniform in [-1, 1], drive:
+Each image shows a striped ellipsoid (semi-axes 2.2, 1.4, 0.9; a pale cap at its -z end, which
+faces the camera at rest, so that the sign of every rotation shows) ray-traced analytically in
+front of a plain background, seen by a pinhole camera at the origin looking along +z. The ten
+raw latents, uniform in [-1, 1], drive:
 
 - ``pos_x``, ``pos_y``: the object's centre right / up in the image;
 - ``pos_z``: its depth (further away looks smaller);
@@ -89,7 +90,7 @@ def _render_batch(latents: np.ndarray, side: int) -> np.ndarray:
     lambert = np.maximum((normal * light).sum(-1), 0)[:, None]
     stripes = np.where(np.sin(5 * np.pi * p[:, :1]) > 0, 1.0, 0.55)
     albedo = _hsv_to_rgb(latents[k, 7] / (2 * np.pi), 1.0)
-    albedo = np.where(p[:, 2:] > 0.8, 0.5 + 0.5 * albedo, albedo * stripes)
+    albedo = np.where(p[:, 2:] < -0.8, 0.5 + 0.5 * albedo, albedo * stripes)
     tint = _hsv_to_rgb(latents[k, 8] / (2 * np.pi), 0.8)
     image[k, r] = np.clip(albedo * (AMBIENT + DIFFUSE * lambert * tint), 0, 1)
     return image.reshape(len(latents), side, side, 3)
