@@ -37,7 +37,7 @@ def fit_logistic(x: torch.Tensor, y: torch.Tensor, classes: int, lam: float, max
     w.requires_grad_(True)
     b.requires_grad_(True)
     optimizer = torch.optim.LBFGS([w, b], lr=1, max_iter=max_iter, history_size=20,
-                                  tolerance_grad=1e-7, tolerance_change=1e-10,
+                                  tolerance_grad=1e-5, tolerance_change=1e-9,
                                   line_search_fn="strong_wolfe")
 
     def closure():
@@ -74,7 +74,7 @@ class LinearProbe:
 
     def __init__(self, coarse: tuple[float, ...] = (-6, -5, -4, -3, -2, -1, 0),
                  fine: tuple[float, ...] = (-0.5, -0.25, 0.25, 0.5), val_fraction: float = 0.2,
-                 max_iter: int = 200, solver: str = "lbfgs", seed: int = 0):
+                 max_iter: int = 100, solver: str = "lbfgs", seed: int = 0):
         if solver not in ("lbfgs", "sklearn"):
             raise ValueError(f"solver must be 'lbfgs' or 'sklearn', got {solver!r}")
         self.coarse, self.fine, self.val_fraction = list(coarse), list(fine), val_fraction

@@ -127,16 +127,18 @@ class CaptionPairsData(L.LightningDataModule):
         """uint8 (n, 3, size, size) images of instances ``index`` (rows of ``self.data``)."""
         return self.images.batch(self.rows[index])
 
-    def partners(self, anchors: np.ndarray, epoch: int) -> np.ndarray:
+    def partners(self, anchors: np.ndarray, epoch: int, stream: int = 0) -> np.ndarray:
         """Encoder-training positions of the view-2 partners of ``anchors`` in ``epoch``: a
-        neighbour drawn uniformly from each anchor's top-k, the same all epoch long."""
+        neighbour drawn uniformly from each anchor's top-k, the same all epoch long (``stream``
+        1 draws validation batches apart from training)."""
         if self.pairing == "self":
             return anchors
-        draw = np.random.default_rng([self.seed, 17, epoch]).random(len(self.counts))
+        draw = np.random.default_rng([self.seed, 17, stream, epoch]).random(len(self.counts))
         rank = (draw[anchors] * self.counts[anchors]).astype(np.int64)
         return self.pairs.neighbours[anchors, rank]
 
-    def batch_at(self, step: int, world: int = 1, rank: int = 0) -> dict[str, torch.Tensor]:
+    def batch_at(self, step: int, world: int = 1, rank: int = 0, stream: int = 0
+                 ) -> dict[str, torch.Tensor]:
         """Batch of global ``step``: the next ``batch_size`` anchors of a seeded permutation per
         epoch (an epoch is one pass over the anchors), across ``world`` processes."""
         self.prepare()
@@ -146,12 +148,12 @@ class CaptionPairsData(L.LightningDataModule):
         anchors = np.empty(len(positions), np.int64)
         for epoch in np.unique(epochs):
             at = epochs == epoch
-            perm = np.random.default_rng([self.seed, 19, int(epoch)]).permutation(n)
+            perm = np.random.default_rng([self.seed, 19, stream, int(epoch)]).permutation(n)
             anchors[at] = self.anchors[perm[positions[at] % n]]
         partner = np.empty_like(anchors)
         for epoch in np.unique(epochs):
             at = epochs == epoch
-            partner[at] = self.partners(anchors[at], int(epoch))
+            partner[at] = self.partners(anchors[at], int(epoch), stream)
         train = self.splits["encoder_train"]
         return {"view1": self._image(train[anchors]), "view2": self._image(train[partner])}
 
@@ -166,7 +168,7 @@ class CaptionPairsData(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         self.prepare()
-        return DataLoader([self.batch_at(-1 - i) for i in range(self.val_batches)],
+        return DataLoader([self.batch_at(i, stream=1) for i in range(self.val_batches)],
                           batch_size=None)
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
