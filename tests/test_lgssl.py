@@ -4,10 +4,10 @@ import json
 
 import pandas as pd
 import pytest
-from test_captions import bag_of_words
 
 from blockident.cli import main
 from blockident.pairs import captions as cap
+from test_captions import bag_of_words
 
 TINY = ["data.generate.n=160", "data.generate.side=32", "data.size=32", "data.batch_size=16",
         "data.readout_max=60", "trainer.max_steps=3", "trainer.val_check_interval=3",
