@@ -107,6 +107,21 @@ def test_scopes_parse_redcaps_directories():
         cap.scope_groups(dirs, "year")
 
 
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True),
+                          st.integers(2008, 2021), st.from_regex(r"[a-z0-9]{1,3}", fullmatch=True)),
+                min_size=1, max_size=12))
+def test_two_directories_share_a_scope_group_iff_their_scope_keys_agree(parts):
+    dirs = [f"{s}_{y}_{i}" for s, y, i in parts]
+    keys = {"global": lambda p: 0, "directory": lambda p: p, "subreddit": lambda p: p[0],
+            "subreddit_year": lambda p: p[:2]}
+    for scope, key in keys.items():
+        groups = cap.scope_groups(dirs, scope)
+        for a in range(len(parts)):
+            for b in range(len(parts)):
+                assert (groups[a] == groups[b]) == (key(parts[a]) == key(parts[b]))
+
+
 @settings(max_examples=40, deadline=None)
 @given(n=st.integers(2, 30), groups=st.integers(1, 4), k=st.integers(1, 4),
        duplicates=st.booleans(), seed=st.integers(0, 2**16))
