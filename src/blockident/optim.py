@@ -14,6 +14,8 @@ from collections.abc import Iterable
 
 import torch
 
+from blockident.errors import ConfigError
+
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 SCHEDULES = ("constant", "cosine")
 
@@ -35,13 +37,13 @@ def configure(params: Iterable[torch.nn.Parameter], cfg: dict, max_steps: int,
     cfg = {"name": "adam", "lr": 1e-4, "weight_decay": 0.0, "scale_batch": None,
            "schedule": "constant", "warmup_steps": 0, "min_lr_ratio": 0.0, **dict(cfg)}
     if cfg["name"] not in OPTIMIZERS:
-        raise ValueError(f"optim.name must be one of {sorted(OPTIMIZERS)}, got {cfg['name']!r}")
+        raise ConfigError(f"optim.name must be one of {sorted(OPTIMIZERS)}, got {cfg['name']!r}")
     if cfg["schedule"] not in SCHEDULES:
-        raise ValueError(f"optim.schedule must be one of {SCHEDULES}, got {cfg['schedule']!r}")
+        raise ConfigError(f"optim.schedule must be one of {SCHEDULES}, got {cfg['schedule']!r}")
     lr = float(cfg["lr"])
     if cfg["scale_batch"]:
         if batch_size is None:
-            raise ValueError("optim.scale_batch needs the data's batch_size")
+            raise ConfigError("optim.scale_batch needs the data's batch_size")
         lr *= batch_size / cfg["scale_batch"]
     optimizer = OPTIMIZERS[cfg["name"]](params, lr=lr, weight_decay=float(cfg["weight_decay"]))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(

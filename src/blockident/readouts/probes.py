@@ -21,6 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from blockident.errors import ConfigError
+
 
 def _device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -76,7 +78,7 @@ class LinearProbe:
                  fine: tuple[float, ...] = (-0.5, -0.25, 0.25, 0.5), val_fraction: float = 0.2,
                  max_iter: int = 100, solver: str = "lbfgs", seed: int = 0):
         if solver not in ("lbfgs", "sklearn"):
-            raise ValueError(f"solver must be 'lbfgs' or 'sklearn', got {solver!r}")
+            raise ConfigError(f"solver must be 'lbfgs' or 'sklearn', got {solver!r}")
         self.coarse, self.fine, self.val_fraction = list(coarse), list(fine), val_fraction
         self.max_iter, self.solver, self.seed = max_iter, solver, seed
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from blockident.errors import DataError
 from blockident.io import atomic_write_text
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -35,7 +36,7 @@ FACTORS_FILE = "factors.json"
 log = logging.getLogger(__name__)
 
 
-class FormatError(ValueError):
+class FormatError(DataError):
     """A folder does not have the caption layout; the message names the file."""
 
 

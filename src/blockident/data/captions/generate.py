@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from blockident.data.captions.format import FACTORS_FILE
+from blockident.errors import ConfigError, ExistsError
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 170, 50), "blue": (30, 60, 220),
            "yellow": (235, 215, 20), "purple": (140, 40, 170), "orange": (245, 130, 20)}
@@ -78,9 +79,9 @@ def generate_captions(out: Path | str, n: int = 3000, side: int = 64, seed: int 
     """Write ``n`` instances to the new folder ``out`` (see the module docstring)."""
     out = Path(out)
     if out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"{out}: exists and is not empty")
+        raise ExistsError(f"{out}: exists and is not empty")
     if n < 1 or side < 16:
-        raise ValueError(f"need n >= 1 and side >= 16, got n={n}, side={side}")
+        raise ConfigError(f"need n >= 1 and side >= 16, got n={n}, side={side}")
     rng = np.random.default_rng(seed)
     colour, shape = rng.integers(len(COLOURS), size=n), rng.integers(len(SHAPES), size=n)
     background, size = rng.integers(len(BACKGROUNDS), size=n), rng.integers(len(SIZES), size=n)

@@ -30,6 +30,7 @@ from blockident.data.captions.format import CACHE, read_captions, read_factors
 from blockident.data.captions.generate import generate_captions
 from blockident.data.folders import read_class_folders
 from blockident.data.images import ImageCache
+from blockident.errors import ConfigError, DataError, MissingError
 from blockident.io import atomic_write
 from blockident.pairs.captions import PAIRS_FILE, caption_pairs
 
@@ -56,7 +57,7 @@ class CaptionPairsData(L.LightningDataModule):
                  seed: int = 0):
         super().__init__()
         if pairing not in PAIRINGS:
-            raise ValueError(f"data.pairing must be one of {PAIRINGS}, got {pairing!r}")
+            raise ConfigError(f"data.pairing must be one of {PAIRINGS}, got {pairing!r}")
         self.root, self.pairing, self.pairs_options = Path(root), pairing, dict(pairs or {})
         self.size, self.batch_size, self.fractions = size, batch_size, tuple(fractions)
         self.readout_max, self.generate, self.skip_bad = readout_max, dict(generate or {}), skip_bad
@@ -87,7 +88,7 @@ class CaptionPairsData(L.LightningDataModule):
                                map(np.sort, np.split(order, bounds)[:3]), strict=True))
         empty = [k for k, v in self.splits.items() if len(v) == 0]
         if empty:
-            raise ValueError(f"{self.root}: no instances in {', '.join(empty)} with "
+            raise DataError(f"{self.root}: no instances in {', '.join(empty)} with "
                              f"data.fractions={list(self.fractions)}")
         train = self.data.subset(self.splits["encoder_train"])
         self.pairs = caption_pairs(train.captions, train.directories,
@@ -96,7 +97,7 @@ class CaptionPairsData(L.LightningDataModule):
         self.anchors = np.flatnonzero(self.counts > 0) if self.pairing == "caption" else \
             np.arange(len(train))
         if len(self.anchors) == 0:
-            raise ValueError(f"{self.root}: no encoder-training caption has a neighbour "
+            raise DataError(f"{self.root}: no encoder-training caption has a neighbour "
                              f"(pairs: {self.pairs_options})")
 
     def save_state(self, run_dir: Path) -> None:
@@ -115,11 +116,11 @@ class CaptionPairsData(L.LightningDataModule):
         self.prepare()
         path = Path(run_dir) / STATE_FILE
         if not path.exists():
-            raise FileNotFoundError(f"{path}: the run's instance splits are missing")
+            raise MissingError(f"{path}: the run's instance splits are missing")
         saved = np.load(path)
         changed = [k for k in self.splits if not np.array_equal(saved[k], self.splits[k])]
         if changed:
-            raise ValueError(f"{self.root}: the instance splits differ from those recorded in "
+            raise DataError(f"{self.root}: the instance splits differ from those recorded in "
                              f"{path} ({', '.join(changed)})")
 
     # -- training ---------------------------------------------------------------------------
@@ -212,7 +213,7 @@ class CaptionPairsData(L.LightningDataModule):
         splits, and the ``eval_root`` set when given."""
         self.prepare()
         if self.factors is None and self.eval_root is None:
-            raise ValueError(f"{self.root} has no factors.json (not the stand-in): give a "
+            raise ConfigError(f"{self.root} has no factors.json (not the stand-in): give a "
                              "labelled evaluation set, data.eval_root=DIR (class subfolders)")
         evals = self._eval_parts() if self.eval_root else {}
         out = {}
@@ -232,7 +233,7 @@ class CaptionPairsData(L.LightningDataModule):
         """Encoder-training instances (at most ``readout_max`` x 4) with the stand-in's factors."""
         self.prepare()
         if self.factors is None:
-            raise ValueError(f"{self.root} has no factors to train the supervised control on; "
+            raise ConfigError(f"{self.root} has no factors to train the supervised control on; "
                              "set readout.control=none")
         index = self._subset("encoder_train", self.readout_max and 4 * self.readout_max, 13)
         return ReadoutSplit(**self._factor_split(index),
