@@ -22,7 +22,8 @@ HYDRA_COMMANDS = {
 # command -> (module, function, one-line help); the function takes argv and returns an exit code
 TOOL_COMMANDS = {
     "experiments": ("blockident.experiments", "main", "list the available experiments"),
-    "pairs": ("blockident.pairs.command", "main", "content/style pairs from BURST annotations"),
+    "pairs": ("blockident.pairs.command", "main",
+              "pairs from BURST annotations (pairs captions ROOT: caption neighbours)"),
     "prepare": ("blockident.prepare", "main", "prepare a data set (prepare burst DATA_DIR ...)"),
     "report": ("blockident.report_command", "main",
                "figures and HTML pages of runs (report RUN_DIR [RUN_DIR ...] [--html])"),

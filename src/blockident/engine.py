@@ -15,6 +15,7 @@ from torch import nn
 
 from blockident.errors import ConfigError
 from blockident.models.pair import EncoderPair
+from blockident.optim import configure
 
 
 class EncoderModule(L.LightningModule):
@@ -38,11 +39,16 @@ class EncoderModule(L.LightningModule):
 
 
 class ContrastiveModule(EncoderModule):
-    """Trains ``encoders`` with ``loss`` using Adam(lr)."""
+    """Trains ``encoders`` (and the loss's own parameters, e.g. SimSiam's predictor) with
+    ``loss``; ``optim``: the optimiser and schedule of :func:`blockident.optim.configure`
+    (default Adam(lr), constant), over ``max_steps`` of ``batch_size``."""
 
-    def __init__(self, encoders: EncoderPair, loss: nn.Module, lr: float = 1e-4):
+    def __init__(self, encoders: EncoderPair, loss: nn.Module, lr: float = 1e-4,
+                 optim: dict | None = None, max_steps: int = 1, batch_size: int | None = None):
         super().__init__()
-        self.encoders, self.loss, self.lr = encoders, loss, lr
+        self.encoders, self.loss = encoders, loss
+        self.optim = {"lr": lr, **dict(optim or {})}
+        self.max_steps, self.batch_size = max_steps, batch_size
 
     def _encode_views(self, batch: dict[str, torch.Tensor]) -> list[torch.Tensor]:
         """Loss inputs [z1, z2] or [z1, z2, n1, n2]: encodings through the projection heads;
@@ -77,4 +83,4 @@ class ContrastiveModule(EncoderModule):
         return self._step(batch, "val")
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.encoders.parameters(), lr=self.lr)
+        return configure(self.parameters(), self.optim, self.max_steps, self.batch_size)

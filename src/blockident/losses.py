@@ -165,3 +165,24 @@ class LpInfoNCE(nn.Module):
 
     def forward(self, z1, z2, n1, n2):
         return lp_infonce(z1, z2, n1, n2, self.tau, self.p)
+
+
+class SimSiam(nn.Module):
+    """SimSiam (Chen & He, 2021): a predictor MLP on each view's projection, the negative cosine
+    between prediction and the *other* view's projection under stop-gradient, symmetrised;
+    ``forward(z1, z2)`` with ``z1``, ``z2`` (N, dim): scalar in [-1, 1]. The predictor
+    (Linear(dim, hidden) -> BatchNorm -> ReLU -> Linear(hidden, dim)) is trained with the
+    encoders; it needs no negatives, so nothing is gathered under DDP."""
+
+    needs_negatives = False
+
+    def __init__(self, dim: int, hidden: int | None = None):
+        super().__init__()
+        hidden = hidden or max(1, dim // 4)
+        self.predictor = nn.Sequential(nn.Linear(dim, hidden, bias=False), nn.BatchNorm1d(hidden),
+                                       nn.ReLU(inplace=True), nn.Linear(hidden, dim))
+
+    def forward(self, z1, z2):
+        p1, p2 = self.predictor(z1), self.predictor(z2)
+        return -0.5 * (F.cosine_similarity(p1, z2.detach(), dim=1).mean()
+                       + F.cosine_similarity(p2, z1.detach(), dim=1).mean())

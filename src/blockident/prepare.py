@@ -15,6 +15,8 @@ SOURCES = {
                  "generate a dSprites stand-in (the official npz layout)"),
     "3dident": ("blockident.data.threedident.generate", "main",
                 "generate a 3DIdent stand-in (the cl-ica layout)"),
+    "captions": ("blockident.data.captions.generate", "main",
+                 "generate a captioned stand-in (the RedCaps layout)"),
 }
 
 

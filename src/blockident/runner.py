@@ -119,7 +119,9 @@ def build_module(cfg: DictConfig, data) -> ContrastiveModule:
     model_cfg.pop("untrained", None)
     extra = data.model_kwargs() if hasattr(data, "model_kwargs") else {}
     return ContrastiveModule(instantiate(model_cfg, **extra), instantiate(cfg.loss),
-                             lr=cfg.optim.lr)
+                             optim=OmegaConf.to_container(cfg.optim, resolve=True),
+                             max_steps=cfg.trainer.max_steps,
+                             batch_size=cfg.data.get("batch_size"))
 
 
 def build_loggers(cfg: DictConfig, run_dir: Path) -> list:

@@ -2,7 +2,8 @@
 
 :class:`Augment` maps uint8 (B, 3, H, W) to float (B, 3, size, size): scale to [0, 1], random
 resized crop (optional) or a plain resize to ``size``, horizontal flip (p = 0.5), colour jitter
-(p = 0.8), ImageNet normalisation. In eval mode (``module.eval()``) or via
+(p = 0.8), optionally random greyscale and Gaussian blur (SimCLR's full set),
+ImageNet normalisation. In eval mode (``module.eval()``) or via
 :meth:`Augment.normalize_only` only the deterministic steps run. Randomness comes from torch's
 global RNG, so ``torch.manual_seed`` makes it reproducible.
 """
@@ -24,13 +25,14 @@ class Augment(nn.Module):
     ``jitter``: brightness/contrast/saturation strength of the colour jitter (applied with
     p = 0.8; 0 disables it), ``hue``: its hue shift (default ``jitter / 4``; 0 keeps colours
     recognisable). ``resized_crop``: (min, max) area scale of a random resized crop, or None for
-    a plain resize. ``normalize``: subtract the ImageNet mean and divide by its std, else the
-    output stays in [0, 1].
+    a plain resize. ``grayscale``, ``blur``: probabilities of random greyscale and of a Gaussian
+    blur (kernel about a tenth of ``size``, sigma 0.1-2), 0 disables them. ``normalize``:
+    subtract the ImageNet mean and divide by its std, else the output stays in [0, 1].
     """
 
     def __init__(self, size: int, *, jitter: float = 0.4, hue: float | None = None,
                  flip: bool = True, resized_crop: tuple[float, float] | None = None,
-                 normalize: bool = True):
+                 grayscale: float = 0.0, blur: float = 0.0, normalize: bool = True):
         super().__init__()
         self.size = size
         self.normalize = normalize
@@ -42,6 +44,11 @@ class Augment(nn.Module):
         if jitter > 0:
             hue = jitter / 4 if hue is None else hue
             ops.append(K.ColorJitter(jitter, jitter, jitter, hue, p=0.8))
+        if grayscale > 0:
+            ops.append(K.RandomGrayscale(p=grayscale))
+        if blur > 0:
+            kernel = max(3, size // 10 // 2 * 2 + 1)
+            ops.append(K.RandomGaussianBlur((kernel, kernel), (0.1, 2.0), p=blur))
         self.random = nn.Sequential(*ops)
         self.crops = resized_crop is not None
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), False)

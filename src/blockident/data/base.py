@@ -79,8 +79,10 @@ class StepStream(IterableDataset):
     from the workers in turn, so the order of steps is kept.
     """
 
-    def __init__(self, make: Callable[[torch.Generator], dict], seed: int, rank: int = 0):
+    def __init__(self, make: Callable[..., dict], seed: int, rank: int = 0,
+                 with_step: bool = False):
         self.make, self.seed, self.rank, self.start_step = make, seed, rank, 0
+        self.with_step = with_step  # call make(generator_t, t): batches that depend on the step
 
     def __iter__(self) -> Iterator[dict]:
         worker = get_worker_info()
@@ -88,5 +90,6 @@ class StepStream(IterableDataset):
         step = self.start_step + offset
         while True:
             key = np.random.SeedSequence([self.seed, self.rank, step]).generate_state(1)[0]
-            yield self.make(torch.Generator().manual_seed(int(key)))
+            generator = torch.Generator().manual_seed(int(key))
+            yield self.make(generator, step) if self.with_step else self.make(generator)
             step += stride

@@ -1,4 +1,5 @@
-"""``blockident pairs DATA_DIR ...``: content/style pairs from BURST annotations.
+"""``blockident pairs DATA_DIR ...``: content/style pairs from BURST annotations
+(``blockident pairs captions ROOT ...``: caption neighbours, :mod:`.captions_command`).
 
 Reads the split files and ``categories.json`` in DATA_DIR, chooses content and style
 categories, assigns whole videos to the strata encoder_train, readout_train, readout_test and
@@ -45,6 +46,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
+    if argv and argv[0] == "captions":
+        from blockident.pairs import captions_command
+
+        return captions_command.main(argv[1:])
     args = parser().parse_args(argv)
     config = PairConfig(
         k=args.k, n=tuple(args.n), leq_n=args.leq_n, count_instances=args.count_instances,

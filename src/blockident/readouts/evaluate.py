@@ -5,7 +5,9 @@ readout config: ``continuous`` -> ``regressors`` (R2), ``categorical`` -> ``cate
 (scikit-learn classifiers, accuracy), ``binary`` -> ``binary`` (multi-label readouts of
 :mod:`blockident.readouts.classification`, all binary factors of one input set at once).
 ``readout.whole`` adds scores of the whole representation against all continuous factors
-(MCC, DCI).
+(MCC, DCI); ``readout.probes`` adds class readouts (:mod:`.probes`: linear probe, few-shot)
+of every categorical factor, rows with their own metrics (``top1``, ``mean_per_class``,
+``accuracy_ci95``).
 """
 
 from __future__ import annotations
@@ -83,6 +85,24 @@ def _categorical_rows(train, test, encodings, tasks, classifiers, standardize) -
     return rows
 
 
+def _probe_rows(train, test, encodings, tasks, probes) -> list[dict]:
+    """Rows of every probe of ``readout.probes`` (name -> config) on categorical ``tasks``."""
+    rows = []
+    for name, spec in probes.items():
+        if spec is None:
+            continue
+        probe = instantiate(spec)
+        for task in tasks:
+            values = probe(encodings["train"][task.inputs],
+                           np.asarray(train.factors[task.factor]).reshape(-1),
+                           encodings["test"][task.inputs],
+                           np.asarray(test.factors[task.factor]).reshape(-1))
+            rows += [{"encoding": task.encoding, "factor": task.factor,
+                      "kind": train.kinds[task.factor], "readout": name, "metric": metric,
+                      "value": value} for metric, value in values.items()]
+    return rows
+
+
 def _binary_rows(train, test, encodings, tasks, cfg) -> tuple[list[dict], dict]:
     """Rows and raw test scores (key ``encoding/readout``) of the binary factors."""
     rows, predictions = [], {}
@@ -138,6 +158,8 @@ def readout_rows(splits: dict[str, ReadoutSplit], encodings: Encodings,
                        if spec is not None}
         rows += _categorical_rows(train, test, encodings, by_type["categorical"], classifiers,
                                   cfg.standardize)
+        rows += _probe_rows(train, test, encodings, by_type["categorical"],
+                            cfg.get("probes") or {})
     if by_type["binary"]:
         part, predictions = _binary_rows(train, test, encodings, by_type["binary"], cfg)
         rows += part

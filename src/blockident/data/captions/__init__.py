@@ -1,0 +1,1 @@
+"""Image/caption sets in the RedCaps layout: format, stand-in, data module."""
