@@ -8,6 +8,7 @@ import fcntl
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -29,12 +30,12 @@ class Page:
     def __init__(self):
         browser_in, self._to_browser = map(_high, os.pipe())
         self._from_browser, browser_out = map(_high, os.pipe())
-        self._profile = tempfile.TemporaryDirectory()
+        self._profile = tempfile.TemporaryDirectory(ignore_cleanup_errors=True)
         self._process = subprocess.Popen(  # bash puts the pipe ends where chromium expects them
             ["bash", "-c", 'exec "$@" 3<&"$CDP_IN" 4>&"$CDP_OUT"', "chromium", CHROMIUM,
              "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
              "--remote-debugging-pipe", f"--user-data-dir={self._profile.name}"],
-            pass_fds=(browser_in, browser_out), stdin=subprocess.DEVNULL,
+            pass_fds=(browser_in, browser_out), stdin=subprocess.DEVNULL, start_new_session=True,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             env={**os.environ, "CDP_IN": str(browser_in), "CDP_OUT": str(browser_out)})
         os.close(browser_in)
@@ -101,6 +102,6 @@ class Page:
     def close(self) -> None:
         os.close(self._to_browser)
         os.close(self._from_browser)
-        self._process.kill()
-        self._process.wait()
+        os.killpg(self._process.pid, signal.SIGKILL)  # chromium and its helper processes, which
+        self._process.wait()                           # would otherwise go on writing the profile
         self._profile.cleanup()
