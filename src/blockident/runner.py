@@ -206,7 +206,8 @@ def train(cfg: DictConfig, run_dir: Path) -> Path:
     checkpoints = ModelCheckpoint(
         dirpath=run_dir / CKPT_DIR, filename="step={step}", auto_insert_metric_name=False,
         every_n_train_steps=cfg.checkpoint_every, save_top_k=-1, save_last=True)
-    callbacks = [checkpoints, FinalCheckpoint(run_dir), *progress_bar(cfg)]
+    callbacks = [checkpoints, FinalCheckpoint(run_dir, cfg.checkpoint_every),
+                 *progress_bar(cfg)]
     if cfg.trainer.get("enable_model_summary", True):  # a plain one logs (Rich's prints)
         callbacks.append(ModelSummary())
     if cfg.readout.get("every"):
@@ -227,16 +228,18 @@ def train(cfg: DictConfig, run_dir: Path) -> Path:
 
 
 class FinalCheckpoint(L.Callback):
-    """Saves ``step=N.ckpt`` and ``last.ckpt`` when training ends, in the training processes
-    (every rank takes part; rank 0 writes), so the final step is right under any strategy:
-    after ``ddp_spawn`` the launching process's trainer does not know it."""
+    """Saves ``step=N.ckpt`` and ``last.ckpt`` when training ends at a step that is no multiple
+    of ``every`` (at a multiple the periodic checkpoint holds it). It runs in the training
+    processes (every rank takes part; rank 0 writes), so the final step is right under any
+    strategy: after ``ddp_spawn`` the launching process's trainer does not know it."""
 
-    def __init__(self, run_dir: Path):
-        self.run_dir = run_dir
+    def __init__(self, run_dir: Path, every: int):
+        self.run_dir, self.every = run_dir, every
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        for name in (f"step={trainer.global_step}.ckpt", "last.ckpt"):
-            trainer.save_checkpoint(self.run_dir / CKPT_DIR / name, weights_only=False)
+        if trainer.global_step % self.every:
+            for name in (f"step={trainer.global_step}.ckpt", "last.ckpt"):
+                trainer.save_checkpoint(self.run_dir / CKPT_DIR / name, weights_only=False)
 
 
 def _load_weights(module: ContrastiveModule, ckpt: Path) -> ContrastiveModule:
