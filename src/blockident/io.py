@@ -31,6 +31,17 @@ def atomic_write_text(path: Path | str, text: str) -> Path:
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
+def atomic_savez(path: Path | str, arrays: dict) -> Path:
+    """``np.savez`` of ``arrays`` (name -> array) to exactly ``path``, atomically."""
+    import numpy as np
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a path
+            np.savez(f, **arrays)
+
+    return atomic_write(path, write)
+
+
 def atomic_torch_save(obj, path: Path | str) -> Path:
     import torch
 

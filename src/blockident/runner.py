@@ -22,7 +22,6 @@ from pathlib import Path
 
 import hydra
 import lightning as L
-import numpy as np
 import pandas as pd
 import torch
 from hydra.core.hydra_config import HydraConfig
@@ -37,7 +36,7 @@ import blockident
 from blockident import runinfo
 from blockident.engine import ContrastiveModule
 from blockident.errors import ConfigError, MissingError, debug, user_message
-from blockident.io import atomic_torch_save, atomic_write, atomic_write_text
+from blockident.io import atomic_savez, atomic_torch_save, atomic_write, atomic_write_text
 from blockident.logs import log
 from blockident.readouts.control import (
     control_groups,
@@ -160,11 +159,6 @@ def find_checkpoint(run_dir: Path, step: int | None) -> tuple[int, Path, bool]:
     return step, ckpts[step], step == latest
 
 
-def _save_npz(path: str, arrays: dict[str, np.ndarray]) -> None:
-    with open(path, "wb") as f:  # a file object: np.savez would append ".npz" to a path
-        np.savez(f, **arrays)
-
-
 def _read_metrics(run_dir: Path) -> pd.DataFrame | None:
     path = run_dir / METRICS_FILE
     return pd.read_csv(path) if path.exists() else None
@@ -256,10 +250,10 @@ def _readouts(cfg: DictConfig, data, module, splits, out: Path, prefix: str = ""
         splits, encodings = encode_splits(module, splits, getattr(data, "augment", None),
                                           cfg.readout.get("augment", 0))
     for split, arrays in encodings.items():
-        atomic_write(out / f"encodings_{split}.npz", lambda tmp, a=arrays: _save_npz(tmp, a))
+        atomic_savez(out / f"encodings_{split}.npz", arrays)
     rows, predictions = readout_rows(splits, encodings, cfg.readout)
     if predictions:
-        atomic_write(out / "predictions_test.npz", lambda tmp: _save_npz(tmp, predictions))
+        atomic_savez(out / "predictions_test.npz", predictions)
     for row in rows:
         row["encoding"] = prefix + row["encoding"]
     return rows

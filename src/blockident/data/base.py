@@ -19,10 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
+
+from blockident.errors import DataError, MissingError
+from blockident.io import atomic_savez
 
 # continuous: regression (R2); categorical: one multi-class label per sample (accuracy);
 # binary: presence 0/1, read as one multi-label problem per input set (balanced accuracy, ...)
@@ -93,3 +97,20 @@ class StepStream(IterableDataset):
             generator = torch.Generator().manual_seed(int(key))
             yield self.make(generator, step) if self.with_step else self.make(generator)
             step += stride
+
+
+def save_splits(path: Path, splits: dict[str, np.ndarray]) -> None:
+    """Record the sample indices of every split (name -> (n,) int array) in ``path`` (npz)."""
+    atomic_savez(path, splits)
+
+
+def check_splits(path: Path, splits: dict[str, np.ndarray], source: Path) -> None:
+    """Raise unless ``path`` (written by :func:`save_splits`) records exactly ``splits`` of the
+    data in ``source``: a run is evaluated on the samples it was split into."""
+    if not path.exists():
+        raise MissingError(f"{path}: the run's sample splits are missing")
+    saved = np.load(path)
+    changed = [k for k in splits if k not in saved or not np.array_equal(saved[k], splits[k])]
+    if changed:
+        raise DataError(f"{source}: the sample splits differ from those recorded in {path} "
+                        f"({', '.join(changed)})")

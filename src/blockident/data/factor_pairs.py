@@ -18,10 +18,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from blockident.data.augment import Augment
-from blockident.data.base import ReadoutSplit, ReadoutTask, StepStream
+from blockident.data.base import ReadoutSplit, ReadoutTask, StepStream, check_splits, save_splits
 from blockident.data.factors import FactorDataset
-from blockident.errors import ConfigError, DataError, MissingError
-from blockident.io import atomic_write
+from blockident.errors import ConfigError, DataError
 from blockident.pairs.samplers import GridSteps, NearestRendered, ResampleStyle
 
 SAMPLERS = {"grid_steps": GridSteps, "resample_style": ResampleStyle,
@@ -96,23 +95,11 @@ class FactorPairsData(L.LightningDataModule):
     def save_state(self, run_dir: Path) -> None:
         """``factor_split.npz``: the samples of every split, checked when evaluating."""
         self.prepare()
-
-        def write(tmp):
-            with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a path
-                np.savez(f, **self.splits)
-
-        atomic_write(Path(run_dir) / STATE_FILE, write)
+        save_splits(Path(run_dir) / STATE_FILE, self.splits)
 
     def load_state(self, run_dir: Path) -> None:
         self.prepare()
-        path = Path(run_dir) / STATE_FILE
-        if not path.exists():
-            raise MissingError(f"{path}: the run's sample splits are missing")
-        saved = np.load(path)
-        changed = [k for k in self.splits if not np.array_equal(saved[k], self.splits[k])]
-        if changed:
-            raise DataError(f"{self.root}: the sample splits differ from those recorded in "
-                            f"{Path(run_dir) / STATE_FILE} ({', '.join(changed)})")
+        check_splits(Path(run_dir) / STATE_FILE, self.splits, self.root)
 
     # -- training ---------------------------------------------------------------------------
     def _images(self, data: FactorDataset, index: np.ndarray) -> torch.Tensor:

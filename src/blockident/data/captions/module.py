@@ -25,13 +25,12 @@ import torch
 from torch.utils.data import DataLoader
 
 from blockident.data.augment import Augment
-from blockident.data.base import ReadoutSplit, ReadoutTask, StepStream
+from blockident.data.base import ReadoutSplit, ReadoutTask, StepStream, check_splits, save_splits
 from blockident.data.captions.format import CACHE, read_captions, read_factors
 from blockident.data.captions.generate import generate_captions
 from blockident.data.folders import read_class_folders
 from blockident.data.images import ImageCache
-from blockident.errors import ConfigError, DataError, MissingError
-from blockident.io import atomic_write
+from blockident.errors import ConfigError, DataError
 from blockident.pairs.captions import PAIRS_FILE, caption_pairs
 
 PAIRINGS = ("caption", "self")
@@ -103,25 +102,13 @@ class CaptionPairsData(L.LightningDataModule):
     def save_state(self, run_dir: Path) -> None:
         """``caption_split.npz`` (the instances of every split) and ``caption_pairs.json``."""
         self.prepare()
-
-        def write(tmp):
-            with open(tmp, "wb") as f:
-                np.savez(f, **self.splits)
-
-        atomic_write(Path(run_dir) / STATE_FILE, write)
+        save_splits(Path(run_dir) / STATE_FILE, self.splits)
         train_keys = [self.data.keys[i] for i in self.splits["encoder_train"]]
         self.pairs.save(Path(run_dir) / PAIRS_FILE, train_keys)
 
     def load_state(self, run_dir: Path) -> None:
         self.prepare()
-        path = Path(run_dir) / STATE_FILE
-        if not path.exists():
-            raise MissingError(f"{path}: the run's instance splits are missing")
-        saved = np.load(path)
-        changed = [k for k in self.splits if not np.array_equal(saved[k], self.splits[k])]
-        if changed:
-            raise DataError(f"{self.root}: the instance splits differ from those recorded in "
-                             f"{path} ({', '.join(changed)})")
+        check_splits(Path(run_dir) / STATE_FILE, self.splits, self.root)
 
     # -- training ---------------------------------------------------------------------------
     def _image(self, index: np.ndarray) -> torch.Tensor:
