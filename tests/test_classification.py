@@ -94,7 +94,7 @@ def test_mlp_deterministic_for_seed():
     assert not np.array_equal(a, c)
 
 
-@pytest.mark.parametrize("readout", ["logreg", "svc", "gp", "mlp"])
+@pytest.mark.parametrize("readout", ["logreg", "logreg_cv", "svc", "gp", "mlp", "knn"])
 def test_readouts_on_small_problem(readout):
     x, y = _separable(n=600, c=2, prevalence=(0.5, 0.2))
     rows, scores = classification_rows(
@@ -105,6 +105,17 @@ def test_readouts_on_small_problem(readout):
     for cat in ("a", "b"):
         assert values[(cat, "roc_auc")] > 0.9
         assert values[(cat, "balanced_accuracy")] > 0.7  # gp has no class weights
+
+
+@pytest.mark.parametrize("readout", ["knn", "logreg_cv"])
+def test_neighbour_and_swept_readouts_at_chance_on_noise(readout):
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(600, 8)), (rng.random((600, 2)) < [0.5, 0.2]).astype(int)
+    rows, _ = classification_rows(x[:300], y[:300], x[300:], y[300:], ["a", "b"],
+                                  ["content", "style"], "enc", readout)
+    for r in rows:
+        if r["metric"] in ("balanced_accuracy", "roc_auc"):
+            assert abs(r["value"] - 0.5) < 0.12, r
 
 
 def test_rows_schema_and_skipped_categories():

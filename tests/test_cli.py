@@ -1,7 +1,9 @@
 """End-to-end runs of the ``blockident`` command on a tiny numerical simulation."""
 
+import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -77,6 +79,22 @@ def test_evaluate_a_chosen_checkpoint(trained, capsys):
     assert set(pd.read_csv(trained / "results.csv").readout) == {"linear", "kernel_ridge", "mlp"}
     assert main(["evaluate", f"run_dir={trained}", "ckpt=15"]) == 2
     assert "no checkpoint for step 15; available: [0, 10, 20]" in capsys.readouterr().err
+
+
+def test_evaluate_again_reuses_the_encodings_of_an_unchanged_checkpoint(trained, capsys):
+    out = trained / "evaluations" / "step_20"
+    before = dict(np.load(out / "encodings_test.npz"))
+    capsys.readouterr()
+    blockident("evaluate", f"run_dir={trained}", "~readout.regressors.kernel_ridge")
+    log = capsys.readouterr().out
+    assert log.count("reusing the encodings") == 4  # trained and the three control encoders
+    assert set(pd.read_csv(trained / "results.csv").readout) == {"linear", "mlp"}
+    ckpt = trained / "checkpoints" / "step=20.ckpt"
+    os.utime(ckpt, ns=(ckpt.stat().st_atime_ns, ckpt.stat().st_mtime_ns + 10**9))  # touched
+    blockident("evaluate", f"run_dir={trained}", "~readout.regressors.kernel_ridge")
+    assert capsys.readouterr().out.count("reusing the encodings") == 3  # controls only
+    after = np.load(out / "encodings_test.npz")
+    assert all(np.allclose(before[k], after[k], atol=1e-6) for k in before)  # same weights
 
 
 def test_resumed_training_equals_uninterrupted_training(tmp_path):

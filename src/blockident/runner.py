@@ -44,7 +44,14 @@ from blockident.readouts.control import (
     oracle_encodings,
     train_supervised,
 )
-from blockident.readouts.evaluate import ReadoutCallback, encode_splits, readout_rows
+from blockident.readouts.evaluate import (
+    ReadoutCallback,
+    cached_encodings,
+    encode_splits,
+    readout_rows,
+    save_encodings,
+    with_copies,
+)
 from blockident.readouts.share import chance_levels, identified_share_rows, kind_summary
 from blockident.report import plot_boxes, plot_categories, plot_results, summary, write_results
 from blockident.report_html import write_run_report
@@ -242,15 +249,20 @@ def _load_weights(module: ContrastiveModule, ckpt: Path) -> ContrastiveModule:
 
 
 def _readouts(cfg: DictConfig, data, module, splits, out: Path, prefix: str = "",
-              encodings: dict | None = None):
-    """Encode (cached in ``out``), read out; rows with ``prefix`` before each encoding name.
-    Given ``encodings`` (split -> input set -> array) are read out as they are."""
+              encodings: dict | None = None, source: Path | None = None):
+    """Encode, read out; rows with ``prefix`` before each encoding name. The encodings are
+    saved in ``out`` and, while the weights file ``source`` is unchanged, reused by a later
+    evaluation. Given ``encodings`` (split -> input set -> array) are read out as they are."""
     log.info("%s encoder:", prefix.rstrip(":") or "trained")
-    if encodings is None:
-        splits, encodings = encode_splits(module, splits, getattr(data, "augment", None),
-                                          cfg.readout.get("augment", 0))
-    for split, arrays in encodings.items():
-        atomic_savez(out / f"encodings_{split}.npz", arrays)
+    copies = cfg.readout.get("augment", 0)
+    if encodings is not None:  # given: the oracle's true latents
+        save_encodings(out, encodings, splits, None)
+    elif source is not None and (cached := cached_encodings(out, splits, source, copies)):
+        log.info("reusing the encodings in %s (its checkpoint is unchanged)", out)
+        splits, encodings = with_copies(splits, copies), cached
+    else:
+        splits, encodings = encode_splits(module, splits, getattr(data, "augment", None), copies)
+        save_encodings(out, encodings, splits, source, copies)
     rows, predictions = readout_rows(splits, encodings, cfg.readout)
     if predictions:
         atomic_savez(out / "predictions_test.npz", predictions)
@@ -279,8 +291,9 @@ def _control_rows(cfg: DictConfig, data, splits, run_dir: Path, out: Path) -> li
         source = data.control_data()
         for group, part in control_groups(source, cfg.readout.control_groups).items():
             L.seed_everything(cfg.seed, verbose=False)
+            weights = run_dir / "control" / f"{group}.pt"
             control = train_supervised(
-                build_module(cfg, data).encoders, part, run_dir / "control" / f"{group}.pt",
+                build_module(cfg, data).encoders, part, weights,
                 steps=cfg.readout.control_steps or cfg.trainer.max_steps, lr=cfg.optim.lr,
                 batch_size=cfg.data.get("batch_size", 256), trainer=dict(cfg.trainer),
                 augment=getattr(data, "augment", None), seed=cfg.seed)
@@ -290,7 +303,7 @@ def _control_rows(cfg: DictConfig, data, splits, run_dir: Path, out: Path) -> li
                 for s, split in splits.items()}
             suffix = "" if group == "all" else f"_{group}"
             rows += _readouts(cfg, data, control, group_splits, out / f"supervised{suffix}",
-                              "supervised:")
+                              "supervised:", source=weights)
     return rows
 
 
@@ -322,11 +335,11 @@ def evaluate(cfg: DictConfig, run_dir: Path, step: int | None = None) -> pd.Data
     module = _load_weights(build_module(cfg, data), ckpt)
     out = run_dir / "evaluations" / f"step_{step}"
     splits = data.readout_data()
-    rows = _readouts(cfg, data, module, splits, out)
+    rows = _readouts(cfg, data, module, splits, out, source=ckpt)
     if cfg.readout.get("baseline") and step != 0:
         initial = find_checkpoint(run_dir, 0)[1]
         rows += _readouts(cfg, data, _load_weights(module, initial), splits, out / "untrained",
-                          prefix="untrained:")
+                          prefix="untrained:", source=initial)
     rows += _control_rows(cfg, data, splits, run_dir, out)
     chance, margin = chance_levels(splits["test"]), cfg.readout.get("readable_margin", 0.2)
     table = pd.DataFrame(rows)

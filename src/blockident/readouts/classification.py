@@ -1,7 +1,10 @@
 """Classification readouts: predict binary category presence (multi-label) from frozen encodings.
 
 Readouts, chosen by name: ``mlp`` (:class:`MultiLabelMLP`, all categories in one network),
-``logreg``, ``svc`` and ``gp`` (scikit-learn, one model per category). Each category gives one
+``knn`` (the share of positives among the ``k`` nearest training encodings, all categories from
+one neighbour search; present where that share exceeds the training prevalence), ``logreg``,
+``logreg_cv`` (its regularisation C chosen by 3-fold cross-validation over 1e-4..1e2),
+``svc`` and ``gp`` (scikit-learn, one model per category). Each category gives one
 ``results.csv`` row per metric of :data:`METRICS`; undefined metrics are NaN (empty in CSV).
 """
 
@@ -12,8 +15,9 @@ import copy
 import numpy as np
 import torch
 from sklearn.gaussian_process import GaussianProcessClassifier
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.neighbors import NearestNeighbors
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 from torch import nn
@@ -23,7 +27,8 @@ from blockident.logs import progress
 
 METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc",
            "positives")
-READOUTS = ("mlp", "logreg", "svc", "gp")
+READOUTS = ("mlp", "knn", "logreg", "logreg_cv", "svc", "gp")
+KNN_NEIGHBOURS = 20
 
 
 def _balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
@@ -153,6 +158,10 @@ def category_metrics(y_true: np.ndarray, y_score: np.ndarray, y_pred: np.ndarray
 def _sklearn_readout(name: str, seed: int):
     if name == "logreg":
         return LogisticRegression(class_weight="balanced", max_iter=1000)
+    if name == "logreg_cv":
+        return LogisticRegressionCV(Cs=np.logspace(-4, 2, 7), cv=3, class_weight="balanced",
+                                    scoring="neg_log_loss", l1_ratios=(0.0,), max_iter=1000,
+                                    use_legacy_attributes=False, random_state=seed)
     if name == "svc":
         return LinearSVC(class_weight="balanced", max_iter=5000, random_state=seed)
     if name == "gp":
@@ -208,7 +217,12 @@ def classification_rows(x_train: np.ndarray, Y_train: np.ndarray, x_test: np.nda
         model = MultiLabelMLP(seed=seed, **(mlp_kwargs or {})).fit(x_train, Y_train[:, fitted])
         scores[:, fitted] = model.decision_function(x_test)
         preds[:, fitted] = scores[:, fitted] > 0
-    elif readout != "mlp":
+    elif readout == "knn" and len(fitted):
+        k = min(KNN_NEIGHBOURS, len(x_train))
+        near = NearestNeighbors(n_neighbors=k).fit(x_train).kneighbors(x_test, k, False)
+        scores[:, fitted] = Y_train[near][:, :, fitted].mean(1)
+        preds[:, fitted] = scores[:, fitted] > Y_train[:, fitted].mean(0)
+    elif readout not in ("mlp", "knn"):
         for c in progress(list(fitted), f"{readout} readouts of {encoding}, per category"):
             out = _fit_sklearn(readout, x_train, Y_train[:, c], x_test, seed, max_gp_samples)
             if out is None:

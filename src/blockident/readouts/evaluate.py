@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import replace
+from pathlib import Path
 
 import lightning as L
 import numpy as np
@@ -24,8 +25,11 @@ from sklearn.base import clone
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
+from blockident import __version__
+from blockident.data import cache
 from blockident.data.base import ReadoutSplit
 from blockident.errors import ConfigError
+from blockident.io import atomic_savez
 from blockident.logs import progress
 from blockident.readouts.classification import classification_rows
 from blockident.readouts.disentanglement import dci, mcc
@@ -58,11 +62,49 @@ def encode_splits(module, splits: dict[str, ReadoutSplit], augment: nn.Module | 
             else:
                 z.append(z[0])
         encodings[split][name] = np.concatenate(z)
-    if copies:
-        train = splits["train"]
-        factors = {k: np.concatenate([v] * (copies + 1)) for k, v in train.factors.items()}
-        splits = {**splits, "train": replace(train, factors=factors)}
-    return splits, encodings
+    return with_copies(splits, copies), encodings
+
+
+def with_copies(splits: dict[str, ReadoutSplit], copies: int) -> dict[str, ReadoutSplit]:
+    """``splits`` with the ``train`` factors repeated ``copies + 1`` times, to match encodings
+    of the train inputs with ``copies`` augmented copies appended."""
+    if not copies:
+        return splits
+    train = splits["train"]
+    factors = {k: np.concatenate([v] * (copies + 1)) for k, v in train.factors.items()}
+    return {**splits, "train": replace(train, factors=factors)}
+
+
+def _cache_settings(splits: dict[str, ReadoutSplit], source: Path, copies: int) -> dict:
+    return {"source": str(Path(source).resolve()), "augment": copies, "version": __version__,
+            "inputs": {s: {n: len(x) for n, (_, x) in split.inputs.items()}
+                       for s, split in splits.items()}}
+
+
+def cached_encodings(out: Path, splits: dict[str, ReadoutSplit], source: Path,
+                     copies: int = 0) -> Encodings | None:
+    """The encodings :func:`save_encodings` left in ``out`` for the weights in ``source`` (a
+    checkpoint file), if that file is unchanged and they cover the same inputs; else None."""
+    settings, encodings = _cache_settings(splits, source, copies), {}
+    for split in splits:
+        path = out / f"encodings_{split}.npz"
+        doc = cache.read(path, settings)
+        if doc is None or cache.changed([cache.stamp(source)], doc["stamps"]):
+            return None
+        with np.load(path) as arrays:
+            encodings[split] = {name: arrays[name] for name in arrays.files}
+    return encodings
+
+
+def save_encodings(out: Path, encodings: Encodings, splits: dict[str, ReadoutSplit],
+                   source: Path | None, copies: int = 0) -> None:
+    """Write ``encodings_<split>.npz`` in ``out``; with the ``source`` checkpoint they came from,
+    a cache manifest too, so that :func:`cached_encodings` can reuse them."""
+    for split, arrays in encodings.items():
+        path = out / f"encodings_{split}.npz"
+        atomic_savez(path, arrays)
+        if source is not None:
+            cache.write(path, _cache_settings(splits, source, copies), [cache.stamp(source)])
 
 
 def _categorical_rows(train, test, encodings, tasks, classifiers, standardize) -> list[dict]:
