@@ -33,11 +33,13 @@ def test_readouts_recover_encoded_factors_and_not_noise(tmp_path):
     assert plot_results(table, tmp_path / "results.png").stat().st_size > 1000
 
 
-def test_kernel_ridge_fits_on_a_subsample():
+def test_kernel_ridge_fits_on_a_subsample_and_says_so(caplog):
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(500, 2)), rng.normal(size=500)
-    model = KernelRidgeCV(max_samples=120, cv=2).fit(x, y)
+    with caplog.at_level("INFO", logger="blockident"):
+        model = KernelRidgeCV(max_samples=120, cv=2).fit(x, y)
     assert model.search_.best_estimator_.dual_coef_.shape[0] == 120
+    assert "kernel ridge: 32 fits on 120 samples" in caplog.text and "done in" in caplog.text
 
 
 def test_original_kernel_ridge_protocol_fits_on_all_samples_with_its_grid():

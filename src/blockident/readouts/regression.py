@@ -6,6 +6,8 @@ per (encoding, factor), fitted on the readout-training split and scored on the t
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.kernel_ridge import KernelRidge
@@ -14,7 +16,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.preprocessing import StandardScaler
 
 from blockident.data.base import ReadoutSplit
-from blockident.logs import progress
+from blockident.logs import log, progress
 from blockident.readouts.disentanglement import grid_accuracy
 
 
@@ -38,7 +40,12 @@ class KernelRidgeCV(RegressorMixin, BaseEstimator):
             X, y = X[idx], y[idx]
         grid = {"alpha": list(self.alphas), "gamma": list(self.gammas)}
         self.search_ = GridSearchCV(KernelRidge(kernel="rbf"), grid, cv=self.cv, n_jobs=self.n_jobs)
+        fits = len(self.alphas) * len(self.gammas) * self.cv
+        started = time.monotonic()  # one fit can take minutes: say what runs, and how long it took
+        log.info("kernel ridge: %d fits on %d samples (readout.regressors.kernel_ridge."
+                 "max_samples caps them)", fits, len(X))
         self.search_.fit(X, y)
+        log.info("kernel ridge: done in %.1f s", time.monotonic() - started)
         return self
 
     def predict(self, X):
