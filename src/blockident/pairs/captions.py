@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from blockident.data import cache
 from blockident.errors import ConfigError, DataError, MissingError
 from blockident.io import atomic_savez, atomic_write_text
 
@@ -65,14 +66,18 @@ def embed_captions(captions: list[str], model: str = DEFAULT_MODEL, cache_dir: P
 
     Embedded in batches of ``batch_size``; zero-norm embeddings are dropped. With ``cache_dir``
     the result is stored there as ``caption_embeddings_<model>_<captions>.npz`` (hashes of the
-    resolved model folder and of the ordered captions) and reused.
+    resolved model folder and of the ordered captions), a :mod:`blockident.data.cache` entry
+    reused while the model's files are unchanged.
     """
     path = model_path(model)
     key = f"{_digest(str(path.resolve()))}_{_digest(*captions)}"
-    cache = Path(cache_dir) / f"caption_embeddings_{key}.npz" if cache_dir else None
-    if cache is not None and cache.exists():
-        saved = np.load(cache)
-        return saved["embeddings"], saved["kept"]
+    stored = Path(cache_dir) / f"caption_embeddings_{key}.npz" if cache_dir else None
+    settings = {"model": str(path.resolve()), "captions": len(captions), "key": key}
+    weights = [cache.stamp(p) for p in sorted(path.rglob("*")) if p.is_file()]
+    if stored is not None and (saved := cache.read(stored, settings)) is not None \
+            and not cache.changed(weights, saved["stamps"]):
+        with np.load(stored) as arrays:
+            return arrays["embeddings"], arrays["kept"]
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError as error:
@@ -84,8 +89,9 @@ def embed_captions(captions: list[str], model: str = DEFAULT_MODEL, cache_dir: P
     norm = np.linalg.norm(raw, axis=1)
     kept = np.flatnonzero(norm > 1e-12)
     embeddings = raw[kept] / norm[kept, None]
-    if cache is not None:
-        atomic_savez(cache, {"embeddings": embeddings, "kept": kept})
+    if stored is not None:
+        atomic_savez(stored, {"embeddings": embeddings, "kept": kept})
+        cache.write(stored, settings, weights)
     return embeddings, kept
 
 

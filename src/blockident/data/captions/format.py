@@ -7,8 +7,9 @@ Layout::
 
 RedCaps names its directories ``<subreddit>_<year>_<id>``. :func:`read_captions` builds the
 dictionary ``{directory: {instance: [relative image path, caption]}}`` once and caches it in
-``ROOT/.blockident_cache/captions.json``, reused while no directory's modification time has
-changed (adding or removing a file changes it; editing a caption in place does not). An image
+``ROOT/.blockident_cache/captions.json`` (a :mod:`blockident.data.cache` entry: ``blockident
+prepare cache --clear ROOT`` drops it), reused while no directory's size and modification time
+have changed (adding or removing a file changes them; editing a caption in place does not). An image
 without JSON (or the reverse), a JSON without ``caption``, an empty caption or an unreadable
 JSON is a :class:`FormatError` naming the file; with ``skip_bad`` such instances are left out
 and counted instead. Unreadable images are found when decoding (:mod:`.module`).
@@ -19,7 +20,6 @@ image; :func:`read_factors` reads it (public data has none).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from blockident.data import cache
 from blockident.errors import DataError
 from blockident.io import atomic_write_text
 
@@ -106,27 +107,20 @@ def _directory(folder: Path, skip_bad: bool) -> tuple[dict[str, list[str]], int]
     return out, skipped
 
 
-def _fingerprint(folders: list[Path], skip_bad: bool) -> str:
-    h = hashlib.sha256(str(skip_bad).encode())
-    for folder in folders:
-        h.update(f"{folder.name}\0{folder.stat().st_mtime_ns}\0".encode())
-    return h.hexdigest()
-
-
 def read_index(root: Path | str, skip_bad: bool = False) -> tuple[dict, int]:
-    """``({directory: {instance: [relative path, caption]}}, skipped)``, built once and cached."""
+    """``({directory: {instance: [relative path, caption]}}, skipped)``, built once and cached
+    (a :mod:`blockident.data.cache` entry stamped with every directory)."""
     root = Path(root)
     if not root.is_dir():
         raise FormatError(f"{root}: not a directory")
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    fingerprint = _fingerprint(folders, skip_bad)
-    cache = root / CACHE
-    try:
-        saved = json.loads(cache.read_text())
-        if saved["fingerprint"] == fingerprint:
-            return saved["index"], saved["skipped"]
-    except (OSError, ValueError, KeyError):
-        pass
+    path = root / CACHE
+    settings = {"skip_bad": skip_bad, "directories": [f.name for f in folders]}
+    stamps = [cache.stamp(f) for f in folders]
+    saved = cache.read(path, settings)
+    if saved is not None and not cache.changed(stamps, saved["stamps"]):
+        doc = json.loads(path.read_text())
+        return doc["index"], doc["skipped"]
     index, skipped = {}, 0
     for folder in folders:
         entries, bad = _directory(folder, skip_bad)
@@ -135,8 +129,8 @@ def read_index(root: Path | str, skip_bad: bool = False) -> tuple[dict, int]:
             index[folder.name] = entries
     if not index:
         raise FormatError(f"{root}: no <directory>/<instance>.jpg + .json pairs")
-    atomic_write_text(cache, json.dumps({"fingerprint": fingerprint, "skipped": skipped,
-                                         "index": index}))
+    atomic_write_text(path, json.dumps({"skipped": skipped, "index": index}))
+    cache.write(path, settings, stamps)
     return index, skipped
 
 
