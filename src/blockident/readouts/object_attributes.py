@@ -24,8 +24,8 @@ from sklearn.metrics import average_precision_score, r2_score, roc_auc_score
 from sklearn.preprocessing import StandardScaler
 
 from blockident.readouts.segmentation import (
-    _iou_dice_table,
     contingency,
+    iou_dice_table,
     match_segments,
     predicted_segments,
 )
@@ -123,7 +123,7 @@ def _match(pred, masks, visible, min_iou: float) -> tuple[list[tuple[int, int, i
     n_entities = max(visible.shape[1], int(masks.max(initial=0)) + 1)
     n_slots = np.asarray(pred).shape[1] if np.asarray(pred).ndim == 4 else None
     table = contingency(masks, ids, n_true=n_entities, n_pred=n_slots)
-    iou, _ = _iou_dice_table(table)
+    iou, _ = iou_dice_table(table)
     objects = table.sum(2) > 0  # entities with pixels in the mask ...
     objects[:, 0] = False
     objects[:, :visible.shape[1]] &= visible  # ... and marked visible

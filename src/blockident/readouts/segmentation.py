@@ -129,7 +129,7 @@ def fg_ari(true, pred) -> np.ndarray:
     return ari_from_contingency(table[:, 1:, :])
 
 
-def _iou_dice_table(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def iou_dice_table(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """IoU and Dice (N, T, P) of every (true label, predicted label) pair of (N, T, P) counts."""
     inter = table.astype(np.float64)
     area_true, area_pred = inter.sum(2, keepdims=True), inter.sum(1, keepdims=True)
@@ -156,7 +156,7 @@ def matched_iou_dice(true, pred) -> tuple[np.ndarray, np.ndarray]:
     objects. Invariant to renaming the predicted ids."""
     true = np.asarray(true)
     table = contingency(true, _compact(pred))
-    iou, dice = _iou_dice_table(table)
+    iou, dice = iou_dice_table(table)
     present = table.sum(2) > 0
     mean_iou, mean_dice = np.full(len(true), np.nan), np.full(len(true), np.nan)
     for n in range(len(true)):
