@@ -33,10 +33,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import shutil
 import struct
 import sys
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -305,15 +307,13 @@ def read_scenes(path: Path | str) -> Iterator[dict[str, np.ndarray]]:
         yield decode_scene(data, f"{path}: record {index}")
 
 
-def write_tfrecords(path: Path | str, scenes: Iterable[dict[str, np.ndarray]],
-                    level: int = 1) -> Path:
-    """Write ``scenes`` (see :func:`encode_example`) as a GZIP TFRecord file, atomically."""
+def write_records(path: Path | str, records: Iterable[bytes], level: int = 1) -> Path:
+    """Write the records ``records`` (serialized data) as a GZIP TFRecord file, atomically."""
 
     def write(tmp: str) -> None:
         deflate = zlib.compressobj(level, zlib.DEFLATED, 31)
         with open(tmp, "wb") as f:
-            for scene in scenes:
-                data = encode_example(scene)
+            for data in records:
                 length = struct.pack("<Q", len(data))
                 for part in (length, struct.pack("<I", masked_crc(length)), data,
                              struct.pack("<I", masked_crc(data))):
@@ -321,6 +321,12 @@ def write_tfrecords(path: Path | str, scenes: Iterable[dict[str, np.ndarray]],
             f.write(deflate.flush())
 
     return atomic_write(path, write)
+
+
+def write_tfrecords(path: Path | str, scenes: Iterable[dict[str, np.ndarray]],
+                    level: int = 1) -> Path:
+    """Write ``scenes`` (see :func:`encode_example`) as a GZIP TFRecord file, atomically."""
+    return write_records(path, (encode_example(scene) for scene in scenes), level)
 
 
 def find_file(root: Path | str) -> Path:
@@ -490,7 +496,7 @@ def _convert_into(file: Path, tmp: Path, size: int, fractions: tuple[float, ...]
     try:
         with open(file, "rb") as f:
             stream = _Inflate(f, file)
-            records = _records(stream, file)
+            records = _prefetched(_records(stream, file))
             batch_images, batch_masks = [], []
             for n, data in enumerate(records, 1):
                 fields = parse_example(data, f"{file}: record {n - 1}")
@@ -524,6 +530,43 @@ def _convert_into(file: Path, tmp: Path, size: int, fractions: tuple[float, ...]
     (tmp / "info.json").write_text(json.dumps({"source": str(file), "scenes": n}))
     log.info("%s: converted %d scenes", file, n)
     return n
+
+
+def _prefetched(items: Iterator, depth: int = 8) -> Iterator:
+    """``items`` made by a background thread, up to ``depth`` ahead: inflating and checking the
+    records (zlib-ng and crc32c release the GIL) overlaps with converting them."""
+    ahead: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+    end = object()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                ahead.put((True, item))
+            ahead.put((True, end))
+        except BaseException as error:  # handed to the consumer, raised there
+            ahead.put((False, error))
+
+    thread = threading.Thread(target=produce, daemon=True, name="clevr-inflate")
+    thread.start()
+    try:
+        while True:
+            ok, item = ahead.get()
+            if not ok:
+                raise item
+            if item is end:
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                ahead.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        thread.join()
 
 
 def _records(stream: _Inflate, file: Path) -> Iterator[bytes]:

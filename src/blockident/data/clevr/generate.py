@@ -61,7 +61,7 @@ def _project(x: float, y: float, size: int) -> tuple[float, float, float, float]
     scale = 0.7 + 0.6 * near
     radius = RADIUS[size] * scale
     row = 80 + 115 * near - 0.5 * radius
-    col = 160 + 26 * x
+    col = 160 + x / 3 * (92 - radius)  # the whole object inside the crop's columns 64:256
     return col, row, 12 - 1.5 * y, radius
 
 
