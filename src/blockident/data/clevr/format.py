@@ -40,6 +40,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -363,7 +364,7 @@ def convert_scene(fields: dict[str, np.ndarray], size: int) -> tuple[np.ndarray,
     rows = r0 + _sample_index(size, r1 - r0)
     cols = c0 + _sample_index(size, c1 - c0)
     masks = fields["mask"].reshape(MAX_OBJECTS, HEIGHT, WIDTH)[:, rows][:, :, cols]
-    return image.transpose(2, 0, 1), masks.argmax(0).astype(np.uint8)
+    return np.ascontiguousarray(image.transpose(2, 0, 1)), masks.argmax(0).astype(np.uint8)
 
 
 class _NpyAppender:
@@ -483,50 +484,58 @@ def convert(file: Path, folder: Path, size: int,
 
 
 def _convert_into(file: Path, tmp: Path, size: int, fractions: tuple[float, ...]) -> int:
-    """Write images.npy, test_masks.npy and test_<attribute>.npy into ``tmp``; -> scenes."""
+    """Write images.npy, test_masks.npy and test_<attribute>.npy into ``tmp``; -> scenes.
+
+    Masks and attributes of every scene go to temporary files first (the number of scenes, and
+    so where the test split starts, is known only at the end); the test rows are copied out.
+    """
     images = _NpyAppender(tmp / "images.npy", (3, size, size))
-    masks = _NpyAppender(tmp / ".all_masks.npy", (size, size))
-    attributes = {name: [] for name in ATTRIBUTES}
+    kept = {"masks": _NpyAppender(tmp / ".all_masks.npy", (size, size))}
+    for name in ATTRIBUTES:
+        kept[name] = _NpyAppender(tmp / f".all_{name}.npy", shape_of(name),
+                                  np.float32 if name in FLOAT_FEATURES else np.uint8)
+    batch: dict[str, list] = {name: [] for name in ("images", *kept)}
+
+    def flush() -> None:
+        images.append(np.stack(batch["images"]))
+        for name, appender in kept.items():
+            appender.append(np.stack(batch[name]).reshape(-1, *appender.row_shape))
+        for rows in batch.values():
+            rows.clear()
+
     total = file.stat().st_size
-    terminal = sys.stderr.isatty()
     log.info("%s: converting to %dx%d px into %s", file, size, size, tmp.parent)
     bar = tqdm(total=total, unit="B", unit_scale=True, desc=f"converting {file.name}",
-               leave=False, disable=not terminal)
+               leave=False, disable=not sys.stderr.isatty())
     n = 0
     try:
         with open(file, "rb") as f:
             stream = _Inflate(f, file)
-            records = _prefetched(_records(stream, file))
-            batch_images, batch_masks = [], []
-            for n, data in enumerate(records, 1):
-                fields = parse_example(data, f"{file}: record {n - 1}")
-                image, ids = convert_scene(fields, size)
-                batch_images.append(image)
-                batch_masks.append(ids)
-                for name in ATTRIBUTES:
-                    attributes[name].append(np.array(fields[name]))
-                if len(batch_images) == 64:
-                    images.append(np.stack(batch_images))
-                    masks.append(np.stack(batch_masks))
-                    batch_images, batch_masks = [], []
-                    bar.update(stream.read_bytes - bar.n)
-            if batch_images:
-                images.append(np.stack(batch_images))
-                masks.append(np.stack(batch_masks))
+            with closing(_prefetched(_records(stream, file))) as records:
+                for n, data in enumerate(records, 1):
+                    fields = parse_example(data, f"{file}: record {n - 1}")
+                    image, ids = convert_scene(fields, size)
+                    batch["images"].append(image)
+                    batch["masks"].append(ids)
+                    for name in ATTRIBUTES:
+                        batch[name].append(fields[name].copy())  # not a view of the record
+                    if len(batch["images"]) == 64:
+                        flush()
+                        bar.update(stream.read_bytes - bar.n)
+            if batch["images"]:
+                flush()
         bar.update(total - bar.n)
     finally:
         bar.close()
-        images.close()
-        masks.close()
+        for appender in (images, *kept.values()):
+            appender.close()
     if n == 0:
         raise DataError(f"{file}: no records")
     first, stop = split_bounds(n, fractions)["test"]
-    np.save(tmp / "test_masks.npy", np.load(tmp / ".all_masks.npy", mmap_mode="r")[first:stop])
-    (tmp / ".all_masks.npy").unlink()
-    for name in ATTRIBUTES:
-        values = np.stack(attributes[name][first:stop]) if stop > first else \
-            np.zeros((0, FEATURES[name]), np.float32 if name in FLOAT_FEATURES else np.uint8)
-        np.save(tmp / f"test_{name}.npy", values.reshape(-1, *shape_of(name)))
+    for name in kept:
+        temporary = tmp / f".all_{name}.npy"
+        np.save(tmp / f"test_{name}.npy", np.load(temporary, mmap_mode="r")[first:stop])
+        temporary.unlink()
     (tmp / "info.json").write_text(json.dumps({"source": str(file), "scenes": n}))
     log.info("%s: converted %d scenes", file, n)
     return n

@@ -132,7 +132,8 @@ class ClevrData(L.LightningDataModule):
     def prepare(self) -> None:
         if self.data is not None:
             return
-        file = self.root if self.root.suffix == ".tfrecords" else self.root / FILENAME
+        file = self.root if self.root.is_file() or self.root.suffix == ".tfrecords" \
+            else self.root / FILENAME
         if not file.exists():
             generate_clevr(file, self.scenes, GENERATE_SEED)
         self.data = read_clevr(file, self.size, self.cache_dir)
