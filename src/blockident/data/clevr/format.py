@@ -18,8 +18,9 @@ No TensorFlow: the protobuf wire format of ``Example`` / ``Features`` / ``map<st
 / ``BytesList`` / ``FloatList`` is parsed by hand. A BytesList of one-byte strings is a regular
 run of the 3-byte triples (0x0A, 0x01, byte), so it is checked and read with numpy as a strided
 view, without a copy. Decompression uses zlib-ng (several times faster than zlib; the stdlib
-``zlib`` when zlib-ng is not installed). Every error is a :class:`~blockident.errors.DataError`
-naming the file, the record index and the field.
+``zlib`` when zlib-ng is not installed); while converting, a background thread inflates and
+checks the records as the main thread parses and resizes them. Every error is a
+:class:`~blockident.errors.DataError` naming the file, the record index and the field.
 
 :func:`read_clevr` converts the file once into a uint8 cache (:func:`convert`): the standard
 CLEVR crop rows 29:221, columns 64:256 (192x192), resized to ``size`` (images bilinear with
