@@ -17,6 +17,8 @@ SOURCES = {
                 "generate a 3DIdent stand-in (the cl-ica layout)"),
     "captions": ("blockident.data.captions.generate", "main",
                  "generate a captioned stand-in (the RedCaps layout)"),
+    "clevr": ("blockident.data.clevr.generate", "main",
+              "generate a CLEVR-with-masks stand-in (the TFRecord file)"),
 }
 
 

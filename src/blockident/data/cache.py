@@ -1,10 +1,11 @@
 """Caches of derived data: one mechanism for every file blockident derives from other files.
 
-A cache entry is a data file plus a manifest ``<data file>.cache.json`` holding the settings
-the data were derived with and a stamp of every source file (size and modification time in
-ns). An entry is reused only while its settings match; sources whose stamps changed are
+A cache entry is a data file (or folder) plus a manifest ``<data file>.cache.json`` holding
+the settings the data were derived with and a stamp of every source file (size and modification
+time in ns). An entry is reused only while its settings match; sources whose stamps changed are
 derived again (:func:`changed`). Where caches live: the image cache in ``data.cache_dir``
-(default ``DATA_DIR/.blockident_cache``), the extracted dSprites images beside their npz.
+(default ``DATA_DIR/.blockident_cache``), the extracted dSprites images beside their npz, the
+converted CLEVR folders in ``.blockident_cache`` beside the TFRecord file.
 ``blockident prepare cache --clear DIR`` removes every entry under DIR; deleting the files by
 hand is just as safe.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -65,12 +67,15 @@ def changed(stamps: Sequence[Stamp], recorded: Sequence) -> list[int]:
 
 
 def clear(directory: str | Path) -> list[Path]:
-    """Remove every cache entry (manifest and data file) under ``directory``."""
+    """Remove every cache entry (manifest and data file or folder) under ``directory``."""
     removed = []
     for manifest in sorted(Path(directory).rglob(f"*{SUFFIX}")):
         data = manifest.with_name(manifest.name[:-len(SUFFIX)])
         for path in (manifest, data):  # the manifest first: a half-removed entry is unused
-            if path.exists():
+            if path.is_dir():
+                shutil.rmtree(path)
+                removed.append(path)
+            elif path.exists():
                 path.unlink()
                 removed.append(path)
     return removed

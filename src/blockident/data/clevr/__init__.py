@@ -1,0 +1,1 @@
+"""CLEVR with masks (DeepMind multi_object_datasets): the public TFRecord file and a stand-in."""
