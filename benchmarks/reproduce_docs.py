@@ -137,6 +137,54 @@ def latent(summaries: dict[str, dict[int, pd.DataFrame]],
         "readable factors only; `benchmarks/reproduce_docs.py --dsprites`.\n"
 
 
+OBJECT_LOSSES = {"global": ["losses=global"], "global_objects": ["losses=global_objects"]}
+OBJECT_COLUMNS = [("segmentation", "fg_ari", "FG-ARI"), ("segmentation", "mean_iou", "mIoU"),
+                  ("segmentation", "dice", "Dice"),
+                  ("object_presence", "average_precision", "presence AP"),
+                  ("object_presence", "roc_auc", "presence AUC"),
+                  ("object_color", "accuracy", "object colour acc."),
+                  ("object_shape", "accuracy", "object shape acc."),
+                  ("object_x", "r2", "object x R²")]
+
+
+def objects(results: dict[str, list[pd.DataFrame]]) -> str:
+    """Object-level rows of the ``objects`` runs per loss setting: trained and untrained slots
+    (segmentation, presence probe, matched-slot attributes with their majority chance), then
+    the scene-level presence readout beside its supervised control."""
+    lines = ["| losses (seeds) | encoding | " + " | ".join(c[2] for c in OBJECT_COLUMNS) + " |",
+             "|---|---|" + "---|" * len(OBJECT_COLUMNS)]
+    for setting, tables in results.items():
+        runs = pd.concat(tables)
+        for encoding in ("slots", "untrained:slots"):
+            t = runs[(runs.encoding == encoding) & (runs.readout != "majority")]
+            cells = [_mean_ci(t[(t.factor == f) & (t.metric == m)].value)
+                     for f, m, _ in OBJECT_COLUMNS]
+            lines.append(f"| {setting} ({len(tables)}) | {encoding} | " + " | ".join(cells)
+                         + " |")
+        chance = runs[(runs.encoding == "slots") & (runs.readout == "majority")]
+        cells = [_mean_ci(chance[(chance.factor == f) & (chance.metric == m)].value)
+                 if f.startswith("object_") and m == "accuracy" else "" for f, m, _ in
+                 OBJECT_COLUMNS]
+        lines.append(f"| {setting} | chance (majority class) | " + " | ".join(cells) + " |")
+    lines += ["", "Scene level (the 96 presence labels of the image encoding, MLP readout, mean "
+              "balanced accuracy over the readable labels; chance 0.5):", "",
+              "| losses | trained | untrained | supervised control | identified share |",
+              "|---|---|---|---|---|"]
+    for setting, tables in results.items():
+        runs = pd.concat(tables)
+        t = runs[(runs.metric == "balanced_accuracy") & (runs.readout == "mlp")
+                 & runs.factor.str.startswith("present_")]
+        share = runs[(runs.metric == "identified_share") & (runs.readout == "mlp")
+                     & runs.factor.str.startswith("present_")]
+        cells = [_mean_ci(t[t.encoding == e].groupby("seed").value.mean())
+                 for e in ("image", "untrained:image", "supervised:image")]
+        cells.append(_mean_ci(share.groupby("seed").value.mean()))
+        lines.append(f"| {setting} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n\n`blockident run experiment=objects losses=L seed=S`; " \
+        "mean ± 95 % t-interval over the seeds where there are several; " \
+        "`benchmarks/reproduce_docs.py --objects`.\n"
+
+
 def replace_block(path: Path, name: str, text: str) -> None:
     pattern = re.compile(rf"(<!-- reproduce:{name} -->\n).*?(<!-- /reproduce:{name} -->)", re.S)
     old = path.read_text()
@@ -170,12 +218,15 @@ def main(argv: list[str] | None = None) -> None:
                         help="also run and document dsprites under each pair rule")
     parser.add_argument("--threedident", action="store_true",
                         help="also run and document 3dident")
+    parser.add_argument("--objects", action="store_true",
+                        help="also run and document objects, global vs global + object losses")
     parser.add_argument("--reuse", action="store_true",
                         help="use runs already in --out instead of running them again")
     parser.add_argument("--existing", action="store_true",
                         help="dsprites: tabulate only the seeds already run, start none")
     args = parser.parse_args(argv)
-    if args.scenes or not (args.numerical or args.dsprites or args.threedident):
+    if args.scenes or not (args.numerical or args.dsprites or args.threedident
+                           or args.objects):
         dirs = _runs(args.seeds, args.out / "scenes", args.reuse)
         table = headline([pd.read_csv(d / "summary.csv") for d in dirs], args.seeds,
                          "blockident run seed=S")
@@ -202,6 +253,16 @@ def main(argv: list[str] | None = None) -> None:
                          "mean R² (chance 0)")
         print(table)
         replace_block(ROOT / "docs" / "latent.md", "3dident", table)
+    if args.objects:
+        results = {}
+        for setting, overrides in OBJECT_LOSSES.items():
+            dirs = _runs(args.seeds, args.out / f"objects_{setting}", args.reuse,
+                         "experiment=objects", *overrides, existing=args.existing)
+            results[setting] = [pd.read_csv(d / "results.csv").assign(seed=d.name)
+                                for d in dirs]
+        table = objects(results)
+        print(table)
+        replace_block(ROOT / "docs" / "objects.md", "objects", table)
     if args.numerical:
         dirs = _runs(args.seeds, args.out / "numerical", args.reuse, "experiment=numerical")
         table = headline([pd.read_csv(d / "summary.csv") for d in dirs], args.seeds,

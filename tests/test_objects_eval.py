@@ -10,7 +10,6 @@ from blockident.readouts.object_attributes import (
     chance_accuracy,
     match_slots_to_objects,
     object_attribute_rows,
-    presence_labels,
     presence_probe,
 )
 from blockident.readouts.segmentation import (
@@ -165,15 +164,6 @@ def test_presence_probe_reads_labels_carried_by_one_slot_dimension():
     yt[:, 0] = 0
     out = presence_probe(x[:300, 0], y[:300], x[300:, 0], yt, steps=50)
     assert out["labels_scored"] == 2
-
-
-def test_presence_labels():
-    attrs = {"color": np.array([[0, 3, 5, 5], [0, 3, 0, 0]]),
-             "shape": np.array([[0, 1, 2, 2], [0, 2, 0, 0]])}
-    visible = np.array([[True, True, False, True], [True, True, False, False]])
-    labels, names = presence_labels(attrs, visible, ("color", "shape"))
-    assert names == ["color=3", "color=5", "shape=1", "shape=2"]
-    np.testing.assert_array_equal(labels, [[1, 1, 1, 1], [1, 0, 0, 1]])
 
 
 def test_match_slots_to_objects_recovers_a_known_assignment():

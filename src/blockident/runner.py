@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint, ModelSummary
 from lightning.pytorch.utilities import rank_zero_only
@@ -52,6 +52,7 @@ from blockident.readouts.evaluate import (
     save_encodings,
     with_copies,
 )
+from blockident.readouts.object_evaluation import object_rows
 from blockident.readouts.share import chance_levels, identified_share_rows, kind_summary
 from blockident.report import plot_boxes, plot_categories, plot_results, summary, write_results
 from blockident.report_html import write_run_report
@@ -120,11 +121,14 @@ def save_config(cfg: DictConfig, run_dir: Path) -> None:
 
 # -- building blocks ------------------------------------------------------------------------------
 def build_module(cfg: DictConfig, data) -> ContrastiveModule:
-    """The model of ``cfg.model`` (plus the data module's ``model_kwargs()``) with the loss."""
+    """The model of ``cfg.model`` (plus the data module's ``model_kwargs()``) with the loss, in
+    the Lightning module class ``cfg.engine`` (default :class:`ContrastiveModule`; any class
+    with its constructor)."""
     model_cfg = cfg.model.copy()
     model_cfg.pop("untrained", None)
     extra = data.model_kwargs() if hasattr(data, "model_kwargs") else {}
-    return ContrastiveModule(instantiate(model_cfg, **extra), instantiate(cfg.loss),
+    engine = get_class(cfg.engine) if cfg.get("engine") else ContrastiveModule
+    return engine(instantiate(model_cfg, **extra), instantiate(cfg.loss),
                              optim=OmegaConf.to_container(cfg.optim, resolve=True),
                              max_steps=cfg.trainer.max_steps,
                              batch_size=cfg.data.get("batch_size"))
@@ -335,11 +339,15 @@ def evaluate(cfg: DictConfig, run_dir: Path, step: int | None = None) -> pd.Data
     module = _load_weights(build_module(cfg, data), ckpt)
     out = run_dir / "evaluations" / f"step_{step}"
     splits = data.readout_data()
+    objects = hasattr(data, "object_data")  # object annotations: object-level readouts too
     rows = _readouts(cfg, data, module, splits, out, source=ckpt)
+    rows += object_rows(module, data, cfg.readout, out) if objects else []
     if cfg.readout.get("baseline") and step != 0:
         initial = find_checkpoint(run_dir, 0)[1]
         rows += _readouts(cfg, data, _load_weights(module, initial), splits, out / "untrained",
                           prefix="untrained:", source=initial)
+        if objects:
+            rows += object_rows(module, data, cfg.readout, out / "untrained", "untrained:")
     rows += _control_rows(cfg, data, splits, run_dir, out)
     chance, margin = chance_levels(splits["test"]), cfg.readout.get("readable_margin", 0.2)
     table = pd.DataFrame(rows)

@@ -43,23 +43,6 @@ def _slots(x) -> np.ndarray:
     return x
 
 
-def presence_labels(attributes: dict[str, np.ndarray], visible: np.ndarray,
-                    names: tuple[str, ...] = CATEGORICAL) -> tuple[np.ndarray, list[str]]:
-    """Presence of every value of the categorical attributes ``names`` among the visible
-    objects of each scene: (labels (N, K) 0/1, names ``attribute=code``). Codes are those seen
-    in ``attributes`` (0, no object, excluded); background (entity 0) never counts."""
-    visible = np.asarray(visible, bool).copy()
-    visible[:, 0] = False
-    columns, label_names = [], []
-    for name in names:
-        codes = np.asarray(attributes[name])
-        for code in np.unique(codes[codes != 0]):
-            columns.append(((codes == code) & visible).any(1))
-            label_names.append(f"{name}={int(code)}")
-    labels = np.stack(columns, 1).astype(np.int64) if columns else np.zeros((len(visible), 0))
-    return labels, label_names
-
-
 def presence_probe(slots_train, y_train, slots_test, y_test, steps: int = 500,
                    lr: float = 1e-2, seed: int = 0) -> dict[str, float]:
     """Multi-label presence readout of slot sets.
