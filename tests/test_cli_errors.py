@@ -85,3 +85,20 @@ def test_a_run_failing_before_training_removes_what_it_wrote(tmp_path):
     (kept / "notes.txt").write_text("mine")
     assert main(["train", *TINY, "trainer.precision=bogus", f"run_dir={kept}"]) == 2
     assert [p.name for p in kept.iterdir()] == ["notes.txt"]
+
+
+def test_a_run_failing_during_training_is_kept_marked_failed(tmp_path):
+    """A readout that cannot be built fails at step 2, before the first trained checkpoint:
+    the curves and the log stay, and evaluate and report refuse the run."""
+    run_dir = tmp_path / "run"
+    result = blockident("run", *TINY, "checkpoint_every=100", "readout.every=2",
+                        "readout.regressors.linear._target_=no.such.Regressor",
+                        f"run_dir={run_dir}")
+    assert result.returncode != 0
+    assert {"FAILED", "metrics.csv", "blockident.log", "config.yaml"} <= {
+        p.name for p in run_dir.iterdir()}
+    assert "no.such.Regressor" in (run_dir / "FAILED").read_text()
+    for args in (["evaluate", f"run_dir={run_dir}"], ["report", str(run_dir)]):
+        refused = blockident(*args)
+        assert refused.returncode == 2
+        assert "training failed before the first trained checkpoint" in refused.stderr

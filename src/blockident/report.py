@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from blockident import runinfo  # noqa: E402
 from blockident.errors import UserError  # noqa: E402
 from blockident.io import atomic_write  # noqa: E402
 from blockident.readouts.share import METRIC_CHANCE  # noqa: E402
@@ -38,6 +39,9 @@ class ReportError(UserError):
 def read_results(run_dir: Path) -> pd.DataFrame:
     """The ``results.csv`` of ``run_dir``, checked for the expected columns."""
     path = run_dir / "results.csv"
+    if (why := runinfo.failure(run_dir)) is not None:
+        raise ReportError(f"{run_dir}: its training failed before the first trained checkpoint "
+                          f"({why}); nothing to report")
     if not path.is_file():
         raise ReportError(f"no results table: {path} does not exist")
     try:

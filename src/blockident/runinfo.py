@@ -1,4 +1,5 @@
-"""``run.json``: the command line that repeats a run, when it started and its wall time."""
+"""``run.json``: the command line that repeats a run, when it started and its wall time; and
+``FAILED``, which marks a run whose training failed before its first trained checkpoint."""
 
 from __future__ import annotations
 
@@ -11,6 +12,13 @@ from pathlib import Path
 from blockident.io import atomic_write_text
 
 FILE = "run.json"
+FAILED = "FAILED"
+
+
+def failure(run_dir: Path) -> str | None:
+    """Why the training of ``run_dir`` failed (the text of its ``FAILED`` file), or None."""
+    path = Path(run_dir) / FAILED
+    return path.read_text().strip() if path.is_file() else None
 # a repeat gets its own folder and launcher
 _NOT_REPEATED = ("run_dir=", "resume=", "hydra/", "hydra.")
 

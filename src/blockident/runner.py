@@ -381,6 +381,10 @@ def _task(cfg: DictConfig, command: str) -> None:
             _train_or_clean_up(cfg, run_dir)
         if rank_zero_only.rank != 0:  # a DDP process started by the first one: it only trains
             return
+        if command == "evaluate" and (why := runinfo.failure(run_dir)) is not None:
+            raise MissingError(f"{run_dir}: its training failed before the first trained "
+                               f"checkpoint ({why}); nothing to evaluate: run it again or "
+                               "delete it")
         if command in ("evaluate", "run"):
             evaluate(cfg, run_dir, cfg.ckpt)
         if command in ("train", "run"):
@@ -389,15 +393,20 @@ def _task(cfg: DictConfig, command: str) -> None:
 
 def _train_or_clean_up(cfg: DictConfig, run_dir: Path) -> None:
     """Check the config, then train. A new run that fails before it saved a trained
-    checkpoint removes what it wrote: no directory is left that looks like a run."""
+    checkpoint removes what it wrote, so that no directory is left that looks like a run; one
+    that had trained some steps keeps its curves and log, marked by a ``FAILED`` file that
+    ``evaluate`` and ``report`` refuse."""
     existed = {p.name for p in run_dir.iterdir()} - {HYDRA_LOG, LOCK_FILE}
     try:
         check_config(cfg)
         control_names(cfg.readout)  # a misspelt control fails before training, not after
         train(cfg, run_dir)
-    except BaseException:
+    except BaseException as error:
         if cfg.resume is None and not _trained(run_dir):
-            _remove_new(run_dir, existed)
+            if (run_dir / METRICS_FILE).exists():  # it trained: keep the curves and the log
+                atomic_write_text(run_dir / runinfo.FAILED, f"{type(error).__name__}: {error}\n")
+            else:
+                _remove_new(run_dir, existed)
         raise
 
 
