@@ -28,7 +28,7 @@ def root(tmp_path_factory):
 
 def _module(root, **options):
     cfg = OmegaConf.load("src/blockident/conf/data/clevr.yaml")
-    cfg.merge_with({"root": str(root), "seed": 0, "batch_size": 8, "size": 32,
+    cfg.merge_with({"root": str(root), "scenes": SCENES, "seed": 0, "batch_size": 8, "size": 32,
                     "min_positives": 1, **options})
     return instantiate(cfg)
 
@@ -40,6 +40,14 @@ def test_generates_the_stand_in_when_missing(tmp_path):
     assert len(data.data) == 20 and len(data.train_images) == 14
     assert {k: len(v) for k, v in data.splits.items()} == {"readout_train": 1,
                                                           "readout_test": 2}
+    # a stand-in of another size is made again; a file the generator did not write is kept
+    again = ClevrData(root=str(tmp_path / "new"), scenes=40, size=16, batch_size=4)
+    again.prepare()
+    assert len(again.data) == 40
+    (tmp_path / "new" / FILENAME).with_name(FILENAME + ".generated.json").unlink()
+    real = ClevrData(root=str(tmp_path / "new"), scenes=20, size=16, batch_size=4)
+    real.prepare()
+    assert len(real.data) == 40
 
 
 def test_training_batches_two_augmented_views(root):
@@ -138,4 +146,4 @@ def test_object_data_and_readouts(root, tmp_path):
 def test_too_few_scenes(tmp_path):
     generate_clevr(tmp_path, 3, seed=0)
     with pytest.raises(DataError, match="leave no scenes"):
-        ClevrData(root=str(tmp_path), size=16).prepare()
+        ClevrData(root=str(tmp_path), scenes=3, size=16).prepare()

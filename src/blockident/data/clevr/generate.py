@@ -20,6 +20,7 @@ the first n scenes do not depend on the scene count.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,8 +35,10 @@ from blockident.data.clevr.format import (
     write_tfrecords,
 )
 from blockident.errors import ConfigError
+from blockident.io import atomic_write_text
 
 DEFAULT_SCENES = 2000
+RECORD_FORMAT = "blockident-clevr-stand-in"
 # CLEVR's colours (RGB), in the order of the codes 1..8 (format.COLORS)
 RGB = np.array([[87, 87, 87], [173, 35, 35], [42, 75, 215], [29, 105, 20], [129, 74, 25],
                 [129, 38, 192], [41, 208, 208], [255, 238, 51]], np.float32)
@@ -158,7 +161,25 @@ def generate_clevr(out: Path | str, scenes_count: int = DEFAULT_SCENES, seed: in
     out = Path(out)
     if out.suffix != ".tfrecords":
         out = out / FILENAME
-    return write_tfrecords(out, scenes(scenes_count, seed))
+    write_tfrecords(out, scenes(scenes_count, seed))
+    atomic_write_text(record_path(out), json.dumps({"format": RECORD_FORMAT,
+                                                    "scenes": scenes_count, "seed": seed}))
+    return out
+
+
+def record_path(file: Path) -> Path:
+    """The generator's record beside a generated ``file``: what it holds (scenes, seed)."""
+    return file.with_name(file.name + ".generated.json")
+
+
+def generated_as(file: Path) -> dict | None:
+    """``{"scenes": n, "seed": s}`` of a stand-in the generator wrote; None for other files
+    (the real data set)."""
+    try:
+        doc = json.loads(record_path(file).read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and doc.get("format") == RECORD_FORMAT else None
 
 
 def main(argv: list[str]) -> int:

@@ -42,8 +42,9 @@ from blockident.data.clevr.format import (
     Clevr,
     read_clevr,
 )
-from blockident.data.clevr.generate import DEFAULT_SCENES, generate_clevr
+from blockident.data.clevr.generate import DEFAULT_SCENES, generate_clevr, generated_as
 from blockident.errors import ConfigError, DataError
+from blockident.logs import log
 
 STATE_FILE = "clevr_split.npz"
 PARTS = {"train": "readout_train", "test": "readout_test"}
@@ -100,7 +101,8 @@ class ClevrData(L.LightningDataModule):
     transfer.
 
     ``root``: the TFRecord file or its folder; ``scenes``: scenes of the stand-in generated
-    there when it holds none; ``cache_dir``: where the converted cache goes (default
+    there when it holds none (or a stand-in of another size; a file the generator did not
+    write is used as it is); ``cache_dir``: where the converted cache goes (default
     ``.blockident_cache`` beside the file); ``readout_train``, ``readout_test``: at most this
     many scenes per readout half (seeded subsets; None: all); ``min_positives``: presence
     factors with fewer positives (or negatives) in a half are left out; ``flip``, ``crop_area``
@@ -134,7 +136,11 @@ class ClevrData(L.LightningDataModule):
             return
         file = self.root if self.root.is_file() or self.root.suffix == ".tfrecords" \
             else self.root / FILENAME
-        if not file.exists():
+        made = generated_as(file)
+        if not file.exists() or (made is not None and made["scenes"] != self.scenes):
+            if file.exists():  # a stand-in of another size: made again, not used stale
+                log.info("%s: a stand-in of %d scenes; generating %d", file, made["scenes"],
+                         self.scenes)
             generate_clevr(file, self.scenes, GENERATE_SEED)
         self.data = read_clevr(file, self.size, self.cache_dir)
         self.train_images = self.data.split("train")
