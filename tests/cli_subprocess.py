@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 COMMAND = [sys.executable, "-m", "blockident.cli"]
 
@@ -30,7 +29,3 @@ def wait_for(condition, process: subprocess.Popen, timeout: float = 120) -> None
         assert process.poll() is None, f"the command ended early (exit {process.returncode})"
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.02)
-
-
-def mtime(path: Path) -> int:
-    return path.stat().st_mtime_ns if path.exists() else 0

@@ -6,7 +6,7 @@ import pandas as pd
 
 from blockident.cli import main
 from blockident.runlock import run_lock
-from cli_subprocess import blockident, mtime, start, wait_for
+from cli_subprocess import blockident, start, wait_for
 from test_cli import TINY
 
 
@@ -30,12 +30,12 @@ def test_a_kill_during_evaluation_keeps_the_results_and_evaluate_completes_them(
     run_dir = tmp_path / "run"
     assert main(["run", *TINY, f"run_dir={run_dir}", "readout.control=none"]) == 0
     before = (run_dir / "results.csv").read_bytes()
-    encodings = run_dir / "evaluations" / "step_20" / "encodings_test.npz"
-    written = mtime(encodings)
+    log = run_dir / "blockident.log"
     slow = ["readout.baseline=true", "readout.regressors.mlp.max_iter=3000",
             "readout.regressors.mlp.early_stopping=false", "+readout.regressors.mlp.tol=0"]
     evaluation = start("evaluate", f"run_dir={run_dir}", *slow)
-    wait_for(lambda: mtime(encodings) != written, evaluation)  # encoded: now reading out
+    # the checkpoint's encodings are reused: from that line on it is reading out
+    wait_for(lambda: "reusing the encodings" in log.read_text(), evaluation)
     evaluation.send_signal(signal.SIGKILL)
     evaluation.wait()
     assert (run_dir / "results.csv").read_bytes() == before

@@ -88,6 +88,15 @@ class StepStream(IterableDataset):
         self.make, self.seed, self.rank, self.start_step = make, seed, rank, 0
         self.with_step = with_step  # call make(generator_t, t): batches that depend on the step
 
+    @classmethod
+    def of_trainer(cls, make: Callable[..., dict], seed: int, trainer,
+                   with_step: bool = False) -> StepStream:
+        """The stream of ``trainer``'s process (its rank), starting at its global step; rank 0
+        and step 0 without a trainer."""
+        stream = cls(make, seed, trainer.global_rank if trainer else 0, with_step)
+        stream.start_step = trainer.global_step if trainer else 0
+        return stream
+
     def __iter__(self) -> Iterator[dict]:
         worker = get_worker_info()
         offset, stride = (worker.id, worker.num_workers) if worker else (0, 1)

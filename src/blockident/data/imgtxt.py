@@ -126,9 +126,8 @@ class ImgTxtData(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         self.prepare()
-        rank = self.trainer.global_rank if self.trainer else 0
-        self.stream = StepStream(lambda g: self._batch("train", g), self.seed, rank)
-        self.stream.start_step = self.trainer.global_step if self.trainer else 0
+        self.stream = StepStream.of_trainer(lambda g: self._batch("train", g), self.seed,
+                                            self.trainer)
         return DataLoader(self.stream, batch_size=None)
 
     def val_dataloader(self) -> DataLoader:

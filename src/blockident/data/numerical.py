@@ -104,9 +104,7 @@ class NumericalData(L.LightningDataModule):
         return batch
 
     def train_dataloader(self) -> DataLoader:
-        rank = self.trainer.global_rank if self.trainer else 0
-        self.stream = StepStream(self._training_batch, self.seed, rank)
-        self.stream.start_step = self.trainer.global_step if self.trainer else 0
+        self.stream = StepStream.of_trainer(self._training_batch, self.seed, self.trainer)
         return DataLoader(self.stream, batch_size=None)
 
     def val_dataloader(self) -> DataLoader:

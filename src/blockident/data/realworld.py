@@ -143,9 +143,8 @@ class RealWorldData(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         self.prepare()
         train = self.stratum_pairs("encoder_train")
-        rank = self.trainer.global_rank if self.trainer else 0
-        self.stream = StepStream(lambda g: self._batch(train, g), self.seed, rank)
-        self.stream.start_step = self.trainer.global_step if self.trainer else 0
+        self.stream = StepStream.of_trainer(lambda g: self._batch(train, g), self.seed,
+                                            self.trainer)
         return DataLoader(self.stream, batch_size=None, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
 

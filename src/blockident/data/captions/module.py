@@ -149,9 +149,8 @@ class CaptionPairsData(L.LightningDataModule):
         self.prepare()
         world = self.trainer.world_size if self.trainer else 1
         rank = self.trainer.global_rank if self.trainer else 0
-        stream = StepStream(lambda _, step: self.batch_at(step, world, rank), self.seed, rank,
-                            with_step=True)
-        stream.start_step = self.trainer.global_step if self.trainer else 0
+        stream = StepStream.of_trainer(lambda _, step: self.batch_at(step, world, rank),
+                                       self.seed, self.trainer, with_step=True)
         return DataLoader(stream, batch_size=None)
 
     def val_dataloader(self) -> DataLoader:
