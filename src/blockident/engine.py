@@ -70,10 +70,16 @@ class ContrastiveModule(EncoderModule):
             encodings.append(z)
         return encodings + negatives
 
+    def _losses(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
+        """The loss of ``batch`` and its named terms, logged beside it (none here)."""
+        return self.loss(*self._encode_views(batch)), {}
+
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
-        loss = self.loss(*self._encode_views(batch))
-        self.log(f"{stage}/loss", loss, prog_bar=True, sync_dist=True,  # mean over processes
-                 batch_size=len(batch["view1"]))
+        loss, terms = self._losses(batch)
+        n = len(batch["view1"])  # logged values are means over processes
+        self.log(f"{stage}/loss", loss, prog_bar=True, sync_dist=True, batch_size=n)
+        for term, value in terms.items():
+            self.log(f"{stage}/{term}", value, sync_dist=True, batch_size=n)
         return loss
 
     def training_step(self, batch, batch_idx):

@@ -18,20 +18,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from blockident.engine import EncoderModule
+from blockident.engine import ContrastiveModule
 from blockident.errors import ConfigError
 from blockident.models.objects import GlobalEncoder, ObjectModel
 from blockident.models.pair import EncoderPair
-from blockident.optim import configure
 
 
-class ObjectsModule(EncoderModule):
+class ObjectsModule(ContrastiveModule):
     """Trains an ObjectModel (and the loss's predictors, if any) with ``loss``; ``optim``,
-    ``max_steps``, ``batch_size`` as for ContrastiveModule."""
+    ``max_steps``, ``batch_size`` as for ContrastiveModule. Each loss term is logged too."""
 
     def __init__(self, encoders: ObjectModel | EncoderPair, loss: nn.Module, lr: float = 1e-4,
                  optim: dict | None = None, max_steps: int = 1, batch_size: int | None = None):
-        super().__init__()
         if isinstance(encoders, EncoderPair):
             if not isinstance(encoders.encoder1, GlobalEncoder) or not encoders.shared:
                 raise ConfigError("ObjectsModule needs an ObjectModel (model=objects)")
@@ -41,35 +39,19 @@ class ObjectsModule(EncoderModule):
                               f"{type(encoders).__name__}")
         if hasattr(loss, "check"):
             loss.check(encoders)
-        self.encoders, self.loss = encoders.pair(), loss  # the model once, inside the pair
-        self.optim = {"lr": lr, **dict(optim or {})}
-        self.max_steps, self.batch_size = max_steps, batch_size
+        # the model once, inside the pair of global encoders
+        super().__init__(encoders.pair(), loss, lr, optim, max_steps, batch_size)
 
     @property
     def model(self) -> ObjectModel:
         return self.encoders.encoder1.model
 
-    def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+    def _losses(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
         x1, x2 = batch["view1"], batch["view2"]
         # one pass over both views (there is no batch norm to keep them apart)
-        with_slots = getattr(self.loss, "needs_slots", True)
-        out = self.model(torch.cat([x1, x2]), with_slots=with_slots)
+        out = self.model(torch.cat([x1, x2]), with_slots=getattr(self.loss, "needs_slots", True))
         out1, out2 = out.split([len(x1), len(x2)])
-        total, terms = self.loss(out1, out2, self.model)
-        n = len(x1)
-        self.log(f"{stage}/loss", total, prog_bar=True, sync_dist=True, batch_size=n)
-        for term, value in terms.items():
-            self.log(f"{stage}/{term}", value, sync_dist=True, batch_size=n)
-        return total
-
-    def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
-
-    def validation_step(self, batch, batch_idx):
-        return self._step(batch, "val")
-
-    def configure_optimizers(self):
-        return configure(self.parameters(), self.optim, self.max_steps, self.batch_size)
+        return self.loss(out1, out2, self.model)
 
     @torch.no_grad()
     def object_outputs(self, x: torch.Tensor, transform: Callable | None = None,
