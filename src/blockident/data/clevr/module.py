@@ -129,6 +129,7 @@ class ClevrData(L.LightningDataModule):
         self.augment = Augment(size, jitter=jitter, hue=hue, flip=flip,
                                resized_crop=tuple(crop_area) if crop_area else None)
         self.data: Clevr | None = None
+        self._objects: dict[str, ObjectSplit] = {}  # readout half -> its scenes (object_data)
 
     # -- data and splits --------------------------------------------------------------------
     def prepare(self) -> None:
@@ -202,22 +203,24 @@ class ClevrData(L.LightningDataModule):
 
     # -- objects and readouts ---------------------------------------------------------------
     def object_data(self, part: str) -> ObjectSplit:
-        """The scenes of readout half ``part`` (``train`` or ``test``) with their objects."""
+        """The scenes of readout half ``part`` (``train`` or ``test``) with their objects, read
+        once (readouts, control and object evaluation share them; do not modify them)."""
         if part not in PARTS:
             raise ConfigError(f"part must be one of {sorted(PARTS)}, got {part!r}")
         self.prepare()
+        if part in self._objects:
+            return self._objects[part]
         index = self.splits[PARTS[part]]
         first = self.data.bounds["test"][0]
         masks = np.asarray(self.data.test_masks[index])
         a = self.data.test_attributes
-        covered = np.zeros((len(index), MAX_OBJECTS), bool)
-        for i, m in enumerate(masks):
-            covered[i, np.unique(m)] = True
+        covered = np.zeros((len(index), MAX_OBJECTS), bool)  # entities with a pixel
+        covered[np.arange(len(index))[:, None], masks.reshape(len(index), -1)] = True
         visible = (a["visibility"][index] > 0) & (a["shape"][index] > 0) & covered
-        return ObjectSplit(images=np.asarray(self.data.images[first + index]), masks=masks,
-                           visible=visible,
-                           attributes={n: np.asarray(a[n][index]) for n in OBJECT_ATTRIBUTES},
-                           index=index)
+        self._objects[part] = ObjectSplit(
+            images=np.asarray(self.data.images[first + index]), masks=masks, visible=visible,
+            attributes={n: np.asarray(a[n][index]) for n in OBJECT_ATTRIBUTES}, index=index)
+        return self._objects[part]
 
     def _labelled(self, obj: ObjectSplit, names: list[str] | None = None) -> ReadoutSplit:
         presence_all, labels = presence_labels(obj)
