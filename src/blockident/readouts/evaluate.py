@@ -134,7 +134,7 @@ def _probe_rows(train, test, encodings, tasks, probes) -> list[dict]:
         if spec is None:
             continue
         probe = instantiate(spec)
-        for task in tasks:
+        for task in progress(tasks, f"{name} readouts of categorical factors"):
             values = probe(encodings["train"][task.inputs],
                            np.asarray(train.factors[task.factor]).reshape(-1),
                            encodings["test"][task.inputs],
