@@ -1,12 +1,14 @@
-"""Regenerate the result tables of README.md and docs/{scenes,numerical,latent}.md.
+"""Regenerate the result tables of README.md and docs/{scenes,numerical,latent,objects,lgssl}.md.
 
     python benchmarks/reproduce_docs.py [--seeds 0 1 2] [--out runs/reproduce] [--scenes]
-        [--numerical] [--dsprites] [--threedident] [--reuse]
+        [--numerical] [--dsprites] [--threedident] [--objects] [--lgssl] [--reuse]
 
 Runs, once per seed, the default experiment (``blockident run``, as ``make run`` does) with
 ``--scenes`` or when no other experiment is named, ``blockident run experiment=numerical`` with
 ``--numerical``, ``blockident run experiment=dsprites`` under each pair rule with
-``--dsprites`` and ``blockident run experiment=3dident`` with ``--threedident``; then rewrites
+``--dsprites``, ``blockident run experiment=3dident`` with ``--threedident``, ``experiment=objects``
+under two loss settings with ``--objects`` and ``experiment=lgssl`` with LG-SimCLR and SimCLR with
+``--lgssl``; then rewrites
 the text between ``<!-- reproduce:NAME -->`` and ``<!-- /reproduce:NAME -->`` with tables built
 from the runs' ``summary.csv`` and ``results.csv``, each saying which command and seeds produced
 it.
@@ -182,6 +184,64 @@ def objects(results: dict[str, list[pd.DataFrame]], summaries: dict[str, list[pd
         "`benchmarks/reproduce_docs.py --objects`.\n"
 
 
+LGSSL_METHODS = {"lg_simclr": [], "simclr": ["method=simclr", "readout.control=none",
+                                               "readout.baseline=false"]}
+LGSSL_ROWS = [("linear_probe", "top1"), ("fewshot_5w5s", "top1"), ("logreg", "accuracy"),
+              ("linear", "r2")]
+LGSSL_CHANCE = {"top1": "1/classes", "accuracy": "1/classes", "r2": "0"}
+
+
+def pair_agreement(run_dirs: list[Path], factors_file: Path) -> str:
+    """Share of the runs' caption pairs (``caption_pairs.json``) whose two instances have the same
+    value of each categorical factor of the stand-in (``factors.json``), mean over runs."""
+    import json
+    meta = json.loads(factors_file.read_text())
+    index = {tuple(key): i for i, key in enumerate(meta["keys"])}
+    values = np.asarray(meta["values"])
+    names = [n for n, f in meta["factors"].items() if f["type"] == "categorical"]
+    columns = [list(meta["factors"]).index(n) for n in names]
+    shares = []
+    for run_dir in run_dirs:
+        pairs = json.loads((run_dir / "caption_pairs.json").read_text())
+        a = values[[index[tuple(p[0])] for p in pairs]][:, columns]
+        b = values[[index[tuple(p[1])] for p in pairs]][:, columns]
+        shares.append((a == b).mean(0))
+    mentioned = {n: meta["factors"][n]["mentioned"] for n in names}
+    return "; ".join(f"{n} ({'mentioned' if mentioned[n] else 'not mentioned'}, chance "
+                     f"{1 / len(meta['factors'][n]['classes']):.1%}) {s:.1%}"
+                     for n, s in zip(names, np.mean(shares, 0), strict=True))
+
+
+def lgssl(results: dict[str, list[pd.DataFrame]]) -> str:
+    """Per factor and readout: LG-SimCLR, SimCLR, untrained and supervised control (the last two
+    from the LG-SimCLR runs, whose seeds they share), mean ± 95 % t-interval over seeds."""
+    lg = pd.concat(results["lg_simclr"])
+    simclr = pd.concat(results["simclr"]) if results.get("simclr") else lg.iloc[:0]
+    columns = [("LG-SimCLR", lg, "images"), ("SimCLR", simclr, "images"),
+               ("untrained", lg, "untrained:images"),
+               ("supervised control", lg, "supervised:images")]
+    lines = ["| factor (kind) | readout, metric | " + " | ".join(c[0] for c in columns) + " |",
+             "|---|---|" + "---|" * len(columns)]
+    factors = lg[lg.encoding == "images"].drop_duplicates("factor")[["factor", "kind"]]
+    factors = factors.sort_values("kind", kind="stable")  # content before style
+    for factor, kind in factors.itertuples(index=False):
+        for readout, metric in LGSSL_ROWS:
+            cells = [t[(t.encoding == e) & (t.factor == factor) & (t.readout == readout)
+                       & (t.metric == metric)].value for _, t, e in columns]
+            if any(len(c) for c in cells):
+                lines.append(f"| {factor} ({kind}) | {readout}, {metric} | "
+                             + " | ".join(_mean_ci(c) if len(c) else "" for c in cells)
+                             + " |")
+    seeds = {n: len(t) for n, t in results.items()}
+    return "\n".join(lines) + (
+        f"\n\n`blockident run experiment=lgssl seed=S` (LG-SimCLR, {seeds['lg_simclr']} seeds; "
+        "its untrained encoder and supervised control) and `blockident run experiment=lgssl "
+        f"method=simclr readout.control=none readout.baseline=false seed=S` (SimCLR, "
+        f"{seeds.get('simclr', 0)} seeds); readout-test split; mean ± 95 % t-interval over the "
+        "seeds; chance: accuracies 1/classes (1/6 for colour, 1/5 for the others), R² 0; "
+        "`benchmarks/reproduce_docs.py --lgssl`.\n")
+
+
 def replace_block(path: Path, name: str, text: str) -> None:
     pattern = re.compile(rf"(<!-- reproduce:{name} -->\n).*?(<!-- /reproduce:{name} -->)", re.S)
     old = path.read_text()
@@ -217,13 +277,15 @@ def main(argv: list[str] | None = None) -> None:
                         help="also run and document 3dident")
     parser.add_argument("--objects", action="store_true",
                         help="also run and document objects, global vs global + object losses")
+    parser.add_argument("--lgssl", action="store_true",
+                        help="also run and document lgssl, LG-SimCLR vs SimCLR")
     parser.add_argument("--reuse", action="store_true",
                         help="use runs already in --out instead of running them again")
     parser.add_argument("--existing", action="store_true",
-                        help="dsprites: tabulate only the seeds already run, start none")
+                        help="tabulate only the seeds already run, start none")
     args = parser.parse_args(argv)
     if args.scenes or not (args.numerical or args.dsprites or args.threedident
-                           or args.objects):
+                           or args.objects or args.lgssl):
         dirs = _runs(args.seeds, args.out / "scenes", args.reuse)
         table = headline([pd.read_csv(d / "summary.csv") for d in dirs], args.seeds,
                          "blockident run seed=S")
@@ -262,6 +324,16 @@ def main(argv: list[str] | None = None) -> None:
         table = objects(results, summaries, seeds)
         print(table)
         replace_block(ROOT / "docs" / "objects.md", "objects", table)
+    if args.lgssl:
+        dirs = {method: _runs(args.seeds, args.out / f"lgssl_{method}", args.reuse,
+                              "experiment=lgssl", *overrides, existing=args.existing)
+                for method, overrides in LGSSL_METHODS.items()}
+        table = lgssl({m: [pd.read_csv(d / "results.csv") for d in ds] for m, ds in dirs.items()})
+        table += ("\nCaption pairs of the LG-SimCLR runs with the same value, per factor: "
+                  + pair_agreement(dirs["lg_simclr"], ROOT / "data" / "generated" / "captions"
+                                   / "factors.json") + ".\n")
+        print(table)
+        replace_block(ROOT / "docs" / "lgssl.md", "lgssl", table)
     if args.numerical:
         dirs = _runs(args.seeds, args.out / "numerical", args.reuse, "experiment=numerical")
         table = headline([pd.read_csv(d / "summary.csv") for d in dirs], args.seeds,
