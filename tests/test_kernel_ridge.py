@@ -113,10 +113,10 @@ def _split(n, seed):
 def test_rows_equal_one_grid_search_per_task_in_order():
     (train, x_train), (test, x_test) = _split(240, 0), _split(100, 1)
     encodings = {"train": x_train, "test": x_test}
-    joint = regression_rows(train, test, encodings, {"linear": LinearRegression(),
-                                                     "kernel_ridge": KernelRidgeCV(max_samples=None)})
-    per_task = regression_rows(train, test, encodings, {"linear": LinearRegression(),
-                                                        "kernel_ridge": _search()})
+    joint = regression_rows(train, test, encodings, {
+        "linear": LinearRegression(), "kernel_ridge": KernelRidgeCV(max_samples=None)})
+    per_task = regression_rows(train, test, encodings, {
+        "linear": LinearRegression(), "kernel_ridge": _search()})
     assert [{k: v for k, v in r.items() if k != "value"} for r in joint] == \
         [{k: v for k, v in r.items() if k != "value"} for r in per_task]
     np.testing.assert_allclose([r["value"] for r in joint], [r["value"] for r in per_task],
