@@ -12,8 +12,8 @@ practical; CPU is the default).
 
 One Cholesky factorisation per alpha, not one eigendecomposition per (gamma, fold) shared
 across the alphas: ``benchmarks/kernel_ridge.py --solvers`` measures an eigendecomposition
-at many times the cost of four factorisations (LAPACK's tridiagonal reduction runs at
-matrix-vector speed), so the eigendecomposition pays only for grids of many more alphas.
+at several times the cost of four factorisations (its tridiagonal reduction runs at
+matrix-vector speed), so it would pay only for grids of many more alphas.
 """
 
 from __future__ import annotations
@@ -140,17 +140,16 @@ class KernelRidgeCV(RegressorMixin, BaseEstimator):
                                     for lo, hi in zip(edges[:-1], edges[1:], strict=True)])
         flat = np.nan_to_num(self.cv_scores_.reshape(len(blocks), -1), nan=-np.inf)
         best = flat.argmax(1)  # the first of equals, in GridSearchCV's order (alpha, then gamma)
-        best_a, best_g = np.unravel_index(best, self.cv_scores_.shape[1:])
-        self.best_params_ = [{"alpha": alphas[a], "gamma": gammas[g]}
-                             for a, g in zip(best_a, best_g, strict=True)]
+        self.best_params_ = [{"alpha": alphas[b // len(gammas)], "gamma": gammas[b % len(gammas)]}
+                             for b in best]
+        choice = np.repeat(best, blocks)  # every column's candidate
         coef = torch.empty_like(targets)
-        gamma = np.empty(y.shape[1])
-        for a, g in dict.fromkeys(zip(best_a, best_g, strict=True)):
-            cols = np.concatenate([np.arange(lo, hi) for lo, hi, ba, bg in zip(
-                edges[:-1], edges[1:], best_a, best_g, strict=True) if (ba, bg) == (a, g)])
+        for candidate in np.unique(choice):
+            cols = np.flatnonzero(choice == candidate)
+            a, g = divmod(int(candidate), len(gammas))
             kernel = torch.exp(-gammas[g] * distances)
             coef[:, cols] = solve(kernel, alphas[a], targets[:, cols])
-            gamma[cols] = gammas[g]
+        gamma = np.asarray(gammas)[choice % len(gammas)]
         self.X_fit_, self.dual_coef_, self.gamma_ = X, coef.cpu().numpy(), gamma
         log.info("kernel ridge: done in %.1f s", time.monotonic() - started)
         return self
