@@ -33,7 +33,7 @@ PREDICT_CHUNK = 1 << 24  # kernel entries held at once while predicting (128 MiB
 def sq_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Squared Euclidean distances (N, M) between the rows of ``a`` (N, D) and ``b`` (M, D),
     as scikit-learn computes them (``|a|^2 - 2 a.b + |b|^2``, clipped at 0)."""
-    d = (a * a).sum(1)[:, None] - 2 * a @ b.T + (b * b).sum(1)[None, :]
+    d = torch.addmm((a * a).sum(1)[:, None], a, b.T, alpha=-2).add_((b * b).sum(1))
     return d.clamp_(min=0)
 
 
@@ -86,7 +86,7 @@ def cv_scores(distances: torch.Tensor, y: torch.Tensor, alphas, gammas, k: int) 
         for f, (start, stop) in enumerate(fold_bounds(n, k)):
             train = torch.cat([torch.arange(start, device=device),
                                torch.arange(stop, n, device=device)])
-            k_train, k_test = kernel[train][:, train], kernel[start:stop][:, train]
+            k_train, k_test = kernel[train[:, None], train], kernel[start:stop, train]
             for a, alpha in enumerate(alphas):
                 prediction = k_test @ solve(k_train, alpha, y[train])
                 scores[f, a, g] = r2_columns(y[start:stop], prediction).cpu().numpy()
