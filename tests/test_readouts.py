@@ -38,7 +38,7 @@ def test_kernel_ridge_fits_on_a_subsample_and_says_so(caplog):
     x, y = rng.normal(size=(500, 2)), rng.normal(size=500)
     with caplog.at_level("INFO", logger="blockident"):
         model = KernelRidgeCV(max_samples=120, cv=2).fit(x, y)
-    assert model.search_.best_estimator_.dual_coef_.shape[0] == 120
+    assert model.dual_coef_.shape[0] == len(model.X_fit_) == 120
     assert "kernel ridge: 32 fits on 120 samples" in caplog.text and "done in" in caplog.text
 
 
@@ -48,8 +48,7 @@ def test_original_kernel_ridge_protocol_fits_on_all_samples_with_its_grid():
     model = instantiate(cfg.readout.regressors.kernel_ridge)
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(300, 2)), rng.normal(size=300)
-    search = model.fit(x, y).search_
-    assert search.best_estimator_.dual_coef_.shape[0] == 300
-    assert search.cv == 3
-    assert np.allclose(search.param_grid["gamma"], np.logspace(-2, 2, 4))
-    assert search.param_grid["alpha"] == [1.0, 0.1, 0.01, 0.001]
+    assert model.fit(x, y).dual_coef_.shape[0] == 300
+    assert model.cv == 3
+    assert np.allclose(model.gammas, np.logspace(-2, 2, 4))
+    assert list(model.alphas) == [1.0, 0.1, 0.01, 0.001]

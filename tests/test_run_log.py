@@ -26,7 +26,8 @@ def test_the_log_file_holds_what_stdout_shows_without_progress_bars(run):
     run_dir, result = run
     log = (run_dir / "blockident.log").read_text()
     for line in ("numerical at step 3", "per kind, over readable factors", "results: ",
-                 "report:  ", "Total params", "linear readouts of continuous factors: 12 of 12 in"):
+                 "report:  ", "Total params",
+                 "linear readouts of continuous factors, per input set: 4 of 4 in"):
         assert line in result.stdout and line in log, line
     assert "it/s" in result.stdout and "it/s" not in log  # Lightning's bar: console only
 

@@ -16,7 +16,6 @@ import numpy as np
 import torch
 from sklearn.gaussian_process import GaussianProcessClassifier
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
-from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.neighbors import NearestNeighbors
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
@@ -24,6 +23,7 @@ from torch import nn
 
 from blockident.errors import ConfigError
 from blockident.logs import progress
+from blockident.readouts.metrics import ranking_metrics
 
 METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc",
            "positives")
@@ -124,35 +124,44 @@ class MultiLabelMLP:
         return (self.decision_function(X) > 0).astype(np.int64)
 
 
-def category_metrics(y_true: np.ndarray, y_score: np.ndarray, y_pred: np.ndarray) -> dict:
-    """Metrics of one binary category from (N,) labels, scores and 0/1 predictions.
+def category_table(y_true: np.ndarray, y_score: np.ndarray, y_pred: np.ndarray
+                   ) -> dict[str, np.ndarray]:
+    """Metrics of :data:`METRICS` of every binary category at once: (N, C) labels, scores and
+    0/1 predictions (an (N,) vector is one category) -> metric -> (C,) values.
 
     Undefined values are NaN: balanced accuracy and ROC-AUC without both classes in
     ``y_true``; recall and PR-AUC without positives; precision without predicted positives;
     F1 (``2tp / (2tp + fp + fn)``) without positives and predicted positives; everything but
-    ``positives`` for an empty set.
+    ``positives`` for an empty set. ROC-AUC and PR-AUC (average precision) are scikit-learn's
+    (:mod:`blockident.readouts.metrics`).
     """
-    y_true = np.asarray(y_true).astype(bool).ravel()
-    y_pred = np.asarray(y_pred).astype(bool).ravel()
-    y_score = np.asarray(y_score, dtype=np.float64).ravel()
-    n, pos = len(y_true), int(y_true.sum())
+    y_true = np.asarray(y_true).astype(bool)
+    y_true = y_true if y_true.ndim == 2 else y_true.reshape(-1, 1)
+    y_pred = np.asarray(y_pred).astype(bool).reshape(y_true.shape)
+    n, pos = len(y_true), y_true.sum(0)
     neg = n - pos
-    tp = int((y_true & y_pred).sum())
-    fp = int((~y_true & y_pred).sum())
-    fn = pos - tp
-    tn = neg - fp
-    nan = float("nan")
-    both = pos > 0 and neg > 0
-    return {
-        "accuracy": (tp + tn) / n if n else nan,
-        "balanced_accuracy": 0.5 * (tp / pos + tn / neg) if both else nan,
-        "precision": tp / (tp + fp) if tp + fp else nan,
-        "recall": tp / pos if pos else nan,
-        "f1": 2 * tp / (2 * tp + fp + fn) if 2 * tp + fp + fn else nan,
-        "roc_auc": float(roc_auc_score(y_true, y_score)) if both else nan,
-        "pr_auc": float(average_precision_score(y_true, y_score)) if pos else nan,
-        "positives": pos,
-    }
+    tp = (y_true & y_pred).sum(0)
+    fp = (~y_true & y_pred).sum(0)
+    fn, tn = pos - tp, neg - fp
+    with np.errstate(divide="ignore", invalid="ignore"):
+        values = {
+            "accuracy": ((tp + tn) / n, n > 0),
+            "balanced_accuracy": (0.5 * (tp / pos + tn / neg), (pos > 0) & (neg > 0)),
+            "precision": (tp / (tp + fp), tp + fp > 0),
+            "recall": (tp / pos, pos > 0),
+            "f1": (2 * tp / (2 * tp + fp + fn), 2 * tp + fp + fn > 0),
+        }
+    table = {m: np.where(defined, value, np.nan) for m, (value, defined) in values.items()}
+    ranking = ranking_metrics(y_true, y_score)
+    return table | {"roc_auc": ranking["roc_auc"], "pr_auc": ranking["average_precision"],
+                    "positives": pos}
+
+
+def category_metrics(y_true: np.ndarray, y_score: np.ndarray, y_pred: np.ndarray) -> dict:
+    """:func:`category_table` of one category from (N,) labels, scores and 0/1 predictions:
+    metric -> float (``positives``: int)."""
+    table = category_table(np.ravel(y_true), np.ravel(y_score), np.ravel(y_pred))
+    return {m: int(v[0]) if m == "positives" else float(v[0]) for m, v in table.items()}
 
 
 def _sklearn_readout(name: str, seed: int):
@@ -230,15 +239,12 @@ def classification_rows(x_train: np.ndarray, Y_train: np.ndarray, x_test: np.nda
                 continue
             scores[:, c], preds[:, c] = out
 
-    rows = []
-    is_fitted = np.zeros(len(categories), dtype=bool)
-    is_fitted[fitted] = True
-    for c, (category, kind) in enumerate(zip(categories, kinds, strict=True)):
-        if is_fitted[c]:
-            metrics = category_metrics(Y_test[:, c], scores[:, c], preds[:, c])
-        else:
-            metrics = {m: float("nan") for m in METRICS}
-            metrics["positives"] = int(Y_test[:, c].sum())
-        rows += [{"encoding": encoding, "factor": category, "kind": kind, "readout": readout,
-                  "metric": m, "value": metrics[m]} for m in METRICS]
+    values = {m: np.full(len(categories), np.nan) for m in METRICS}
+    for m, v in category_table(Y_test[:, fitted], scores[:, fitted], preds[:, fitted]).items():
+        values[m][fitted] = v
+    values["positives"] = Y_test.sum(0)
+    rows = [{"encoding": encoding, "factor": category, "kind": kind, "readout": readout,
+             "metric": m, "value": int(values[m][c]) if m == "positives" else float(values[m][c])}
+            for c, (category, kind) in enumerate(zip(categories, kinds, strict=True))
+            for m in METRICS]
     return rows, scores

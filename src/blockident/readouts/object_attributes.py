@@ -20,9 +20,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression, RidgeCV
-from sklearn.metrics import average_precision_score, r2_score, roc_auc_score
+from sklearn.metrics import r2_score
 from sklearn.preprocessing import StandardScaler
 
+from blockident.readouts.metrics import ranking_metrics
 from blockident.readouts.segmentation import (
     contingency,
     iou_dice_table,
@@ -51,9 +52,9 @@ def presence_probe(slots_train, y_train, slots_test, y_test, steps: int = 500,
     by full-batch Adam (``steps``, ``lr``) to BCE-with-logits with per-label ``pos_weight =
     negatives / positives`` of the training labels. Slot features are standardised with the
     mean and deviation of all training slots. ``slots_*`` (N, S, D) (or (N, D) for one slot),
-    ``y_*`` (N, K) 0/1. Returns ``average_precision`` and ``roc_auc`` (scikit-learn), macro
-    means over the labels with both classes in the training and in the test labels (NaN if
-    none), and ``labels_scored`` (their number). Deterministic for ``seed``.
+    ``y_*`` (N, K) 0/1. Returns ``average_precision`` and ``roc_auc`` (scikit-learn's, from
+    :mod:`.metrics`), macro means over the labels with both classes in the training and in the
+    test labels (NaN if none), and ``labels_scored`` (their number). Deterministic for ``seed``.
     """
     x_train, x_test = _slots(slots_train), _slots(slots_test)
     y_train = np.asarray(y_train, np.float32).reshape(len(x_train), -1)
@@ -79,12 +80,11 @@ def presence_probe(slots_train, y_train, slots_test, y_test, steps: int = 500,
 
     both = lambda y: (y.sum(0) > 0) & (y.sum(0) < len(y))  # noqa: E731
     scored = np.flatnonzero(both(y_train) & both(y_test))
-    ap = [average_precision_score(y_test[:, k], scores[:, k]) for k in scored]
-    auc = [roc_auc_score(y_test[:, k], scores[:, k]) for k in scored]
-    nan = float("nan")
-    return {"average_precision": float(np.mean(ap)) if len(scored) else nan,
-            "roc_auc": float(np.mean(auc)) if len(scored) else nan,
-            "labels_scored": len(scored)}
+    if not len(scored):
+        return {"average_precision": float("nan"), "roc_auc": float("nan"), "labels_scored": 0}
+    means = {k: float(v.mean()) for k, v in ranking_metrics(y_test[:, scored],
+                                                            scores[:, scored]).items()}
+    return means | {"labels_scored": len(scored)}
 
 
 def _slot_ids(pred, size: tuple[int, int]) -> np.ndarray:

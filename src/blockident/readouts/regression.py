@@ -1,55 +1,25 @@
 """Regression readouts: predict continuous factors from frozen encodings, scored by R2.
 
-Readouts are scikit-learn regressors chosen by config (``readout.regressors``); each is cloned
-per (encoding, factor), fitted on the readout-training split and scored on the test split.
+Readouts are scikit-learn style regressors chosen by config (``readout.regressors``), fitted on
+the readout-training split and scored on the test split. A regressor with ``multi_factor``
+(:class:`~blockident.readouts.kernel_ridge.KernelRidgeCV`) is fitted once per input set on all
+its factors, each factor choosing its own hyperparameters; any other is cloned per
+(encoding, factor).
 """
 
 from __future__ import annotations
 
-import time
+from collections import defaultdict
 
 import numpy as np
-from sklearn.base import BaseEstimator, RegressorMixin, clone
-from sklearn.kernel_ridge import KernelRidge
+from sklearn.base import BaseEstimator, clone
 from sklearn.metrics import r2_score
-from sklearn.model_selection import GridSearchCV
 from sklearn.preprocessing import StandardScaler
 
 from blockident.data.base import ReadoutSplit
-from blockident.logs import log, progress
+from blockident.logs import progress
 from blockident.readouts.disentanglement import grid_accuracy
-
-
-class KernelRidgeCV(RegressorMixin, BaseEstimator):
-    """RBF kernel ridge with (alpha, gamma) chosen by ``cv``-fold grid search.
-
-    Fitting is cubic in the sample count, so by default at most ``max_samples`` training samples
-    (a seeded random subset) are used; ``max_samples=None`` fits on all of them, as the original
-    code does (``readout=regression_original`` also sets its gamma grid, ``logspace(-2, 2, 4)``).
-    """
-
-    def __init__(self, alphas=(1.0, 0.1, 0.01, 0.001), gammas=(0.01, 0.1, 1.0, 10.0),
-                 cv: int = 3, max_samples: int | None = 1000, seed: int = 0,
-                 n_jobs: int | None = None):
-        self.alphas, self.gammas, self.cv = alphas, gammas, cv
-        self.max_samples, self.seed, self.n_jobs = max_samples, seed, n_jobs
-
-    def fit(self, X, y):
-        if self.max_samples is not None and len(X) > self.max_samples:
-            idx = np.random.default_rng(self.seed).choice(len(X), self.max_samples, replace=False)
-            X, y = X[idx], y[idx]
-        grid = {"alpha": list(self.alphas), "gamma": list(self.gammas)}
-        self.search_ = GridSearchCV(KernelRidge(kernel="rbf"), grid, cv=self.cv, n_jobs=self.n_jobs)
-        fits = len(self.alphas) * len(self.gammas) * self.cv
-        started = time.monotonic()  # one fit can take minutes: say what runs, and how long it took
-        log.info("kernel ridge: %d fits on %d samples (readout.regressors.kernel_ridge."
-                 "max_samples caps them)", fits, len(X))
-        self.search_.fit(X, y)
-        log.info("kernel ridge: done in %.1f s", time.monotonic() - started)
-        return self
-
-    def predict(self, X):
-        return self.search_.predict(X)
+from blockident.readouts.kernel_ridge import KernelRidgeCV  # noqa: F401 (saved configs name it here)
 
 
 def _target(y: np.ndarray) -> np.ndarray:
@@ -57,34 +27,59 @@ def _target(y: np.ndarray) -> np.ndarray:
     return y[:, 0] if y.ndim == 2 and y.shape[1] == 1 else y
 
 
+def fit_predict(regressor: BaseEstimator, x_train: np.ndarray, ys: list[np.ndarray],
+                x_test: np.ndarray) -> list[np.ndarray]:
+    """Test predictions of each target of ``ys`` ((N,) or (N, d) each) from ``x_train`` (N, D):
+    one fit of all targets for a ``multi_factor`` regressor, else one clone per target."""
+    if not getattr(regressor, "multi_factor", False):
+        return [clone(regressor).fit(x_train, y).predict(x_test) for y in ys]
+    widths = [y.reshape(len(y), -1).shape[1] for y in ys]
+    model = clone(regressor).fit(x_train, np.column_stack(ys), blocks=widths)
+    predictions = model.predict(x_test).reshape(len(x_test), -1)
+    return [_target(p) for p in np.split(predictions, np.cumsum(widths)[:-1], axis=1)]
+
+
 def regression_rows(train: ReadoutSplit, test: ReadoutSplit,
                     encodings: dict[str, dict[str, np.ndarray]],
                     regressors: dict[str, BaseEstimator], standardize: bool = True) -> list[dict]:
     """One ``results.csv`` row (metric ``r2``) per readout task and regressor, and one of
-    metric ``grid_accuracy`` for factors on a grid (``train.grids``).
+    metric ``grid_accuracy`` for factors on a grid (``train.grids``); tasks in order, each
+    with its regressors in order.
 
     ``encodings[split][inputs]`` holds the (N, D) encodings of each input set of each split.
     Encodings are standardised with statistics of the training split.
     """
-    rows = []
-    tasks = [(t, name) for t in train.tasks for name in regressors]
-    for task, name in progress(tasks, f"{', '.join(regressors)} readouts of continuous factors"):
-        x_train, x_test = encodings["train"][task.inputs], encodings["test"][task.inputs]
+    by_inputs = defaultdict(list)  # input set -> indices of its tasks with data on both sides
+    for i, task in enumerate(train.tasks):
+        if train.factors[task.factor].size and test.factors[task.factor].size:
+            by_inputs[task.inputs].append(i)
+    predictions = {}  # (task index, regressor) -> test prediction
+    for inputs, tasks in progress(list(by_inputs.items()), f"{', '.join(regressors)} readouts "
+                                  "of continuous factors, per input set"):
+        x_train, x_test = encodings["train"][inputs], encodings["test"][inputs]
         if standardize:
             scaler = StandardScaler().fit(x_train)
             x_train, x_test = scaler.transform(x_train), scaler.transform(x_test)
-        y_train, y_test = _target(train.factors[task.factor]), _target(test.factors[task.factor])
-        value, on_grid = float("nan"), float("nan")
-        if y_train.size and y_test.size:
-            model = clone(regressors[name]).fit(x_train, y_train)
-            prediction = model.predict(x_test)
-            value = r2_score(y_test, prediction)
+        ys = [_target(train.factors[train.tasks[i].factor]) for i in tasks]
+        for name, regressor in regressors.items():
+            for i, prediction in zip(tasks, fit_predict(regressor, x_train, ys, x_test),
+                                     strict=True):
+                predictions[i, name] = prediction
+
+    rows = []
+    for i, task in enumerate(train.tasks):
+        y_test = _target(test.factors[task.factor])
+        for name in regressors:
+            value, on_grid = float("nan"), float("nan")
+            if (i, name) in predictions:
+                value = r2_score(y_test, predictions[i, name])
+                if task.factor in train.grids:
+                    on_grid = grid_accuracy(predictions[i, name], y_test,
+                                            train.grids[task.factor],
+                                            train.periodic.get(task.factor))
+            row = {"encoding": task.encoding, "factor": task.factor,
+                   "kind": train.kinds[task.factor], "readout": name}
+            rows.append({**row, "metric": "r2", "value": value})
             if task.factor in train.grids:
-                on_grid = grid_accuracy(prediction, y_test, train.grids[task.factor],
-                                        train.periodic.get(task.factor))
-        row = {"encoding": task.encoding, "factor": task.factor,
-               "kind": train.kinds[task.factor], "readout": name}
-        rows.append({**row, "metric": "r2", "value": value})
-        if task.factor in train.grids:
-            rows.append({**row, "metric": "grid_accuracy", "value": on_grid})
+                rows.append({**row, "metric": "grid_accuracy", "value": on_grid})
     return rows
