@@ -90,6 +90,16 @@ class BurstAnnotations:
         """(E,) frame index of every entry."""
         return np.repeat(np.arange(self.n_frames), np.diff(self.offsets))
 
+    def entries_of(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The entries of ``frames`` (N frame indices), in the order of ``frames``: (E',)
+        position in ``frames`` and (E',) entry index of each."""
+        frames = np.asarray(frames, dtype=np.int64)
+        starts = self.offsets[frames]
+        lengths = self.offsets[frames + 1] - starts
+        rows = np.repeat(np.arange(len(frames)), lengths)
+        first = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+        return rows, first + np.arange(len(rows))
+
     def category_frequencies(self) -> pd.Series:
         """Instances ((frame, mask) occurrences) per observed category id, all splits."""
         totals = np.bincount(self.category, weights=self.count).astype(np.int64)
