@@ -51,9 +51,11 @@ class BurstAnnotations:
 
     Sequences (S): ``seq_split``, ``seq_dataset``, ``seq_name`` (str arrays), ``seq_id`` (int64),
     ``seq_group`` (int64): index of the first sequence with the same frames (itself when unique).
-    ``seq_prefix`` (object): ``<split>/<dataset>/<seq_name>/``, the folder of its frames.
-    Frames (F): ``frame_seq`` (int64 index into the sequences), ``frame_image`` (object array
-    of image names as in ``annotated_image_paths``); :meth:`image_paths` joins the two.
+    ``seq_prefix`` (str): ``<split>/<dataset>/<seq_name>/``, the folder of its frames.
+    Frames (F): ``frame_seq`` (int64 index into the sequences), ``frame_image`` (str array of
+    image names as in ``annotated_image_paths``); :meth:`image_paths` joins the two. (Numpy
+    str arrays, not the decoded ``str`` objects: those would pin the memory of the whole
+    decoded JSON in the allocator's arenas.)
     Entries (E): ``category`` and ``count`` (int64); frame ``f`` owns entries
     ``offsets[f]:offsets[f + 1]`` (``offsets`` has F + 1 items), sorted by category id.
     ``categories``: id -> name from ``categories.json``; ``unknown_categories``: category ids
@@ -113,8 +115,8 @@ class BurstAnnotations:
         if absolute and self.images_root is None:
             raise MissingError(images_root_message(self.data_dir))
         frames = slice(None) if frames is None else frames
-        paths = self.seq_prefix[self.frame_seq[frames]] + self.frame_image[frames]
-        return f"{self.images_root}/" + paths if absolute else paths
+        paths = np.char.add(self.seq_prefix[self.frame_seq[frames]], self.frame_image[frames])
+        return (np.char.add(f"{self.images_root}/", paths) if absolute else paths).astype(object)
 
     def table(self) -> pd.DataFrame:
         """One row per annotated frame: split, dataset, sequence, seq_name, image, categories
@@ -238,9 +240,9 @@ def parse_burst(docs: Iterable[tuple[str, dict, str]],
         seq_id=np.asarray(seq_cols["id"], dtype=np.int64),
         seq_name=np.asarray(seq_cols["name"], dtype=str),
         seq_group=np.asarray(seq_cols["group"], dtype=np.int64),
-        seq_prefix=np.asarray(prefixes, dtype=object),
+        seq_prefix=np.asarray(prefixes, dtype=str),
         frame_seq=np.repeat(np.arange(len(frames_per_seq), dtype=np.int64), frames_per_seq),
-        frame_image=np.asarray(frame_image, dtype=object),
+        frame_image=np.asarray(frame_image, dtype=str),
         offsets=offsets, category=category, count=count,
         unknown_categories=dict(sorted(unknown.items())),
         missing_splits=tuple(s for s in SPLITS if s not in seen_splits),
