@@ -12,6 +12,9 @@ frequency, tracks that persist over most of their video), then, in a fresh proce
 
     .venv/bin/python benchmarks/burst_pairs.py [--dir DIR] [--videos 2900] [--rle-chars 80]
 
+``benchmarks/pairs_command.py`` times the whole ``blockident pairs`` command on the same set
+against a bare ``json.load`` of its split files.
+
 RLE strings are placeholders of ``--rle-chars`` characters (their content does not matter to
 the reader) and ``all_image_paths`` lists the annotated frames only, so reading is faster and
 smaller than with the real files; the pairing does not depend on either.

@@ -1,13 +1,26 @@
 """BURST reader, images-root detection, malformed input and ``blockident prepare burst``."""
 
 import json
+import warnings
+from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from blockident.cli import main
-from blockident.data.burst import BurstFormatError, read_burst, read_categories
-from burst_fixtures import TAO_CATEGORIES, Burst, Seq, random_burst, write_burst
+from blockident.data.burst import SPLITS, BurstFormatError, read_burst, read_categories
+from burst_fixtures import (
+    DATASETS,
+    TAO_CATEGORIES,
+    Burst,
+    Seq,
+    parsed,
+    random_burst,
+    write_burst,
+)
 
 # video 7 (train): tracks 1 (cat 4), 2 (cat 4), 3 (cat 9); frame 2 has no objects
 SMALL = Burst(splits={
@@ -39,8 +52,9 @@ def test_file_order_does_not_change_the_table(tmp_path):
     shuffled = Burst(splits={s: list(reversed(v)) for s, v in reversed(SMALL.splits.items())})
     a, b = read_burst(write_burst(tmp_path / "a", SMALL)), read_burst(
         write_burst(tmp_path / "b", shuffled))
-    for name in ("seq_id", "frame_seq", "frame_path", "offsets", "category", "count"):
+    for name in ("seq_id", "frame_seq", "offsets", "category", "count"):
         assert np.array_equal(getattr(a, name), getattr(b, name))
+    assert np.array_equal(a.image_paths(), b.image_paths())
 
 
 @pytest.mark.parametrize("frames_at, root", [("root", "."), ("frames", "frames"), (None, None)])
@@ -100,6 +114,9 @@ def _corrupt(tmp_path, edit):
     (lambda s: s["track_category_ids"].pop("3"), "segmentations[0]"),
     (lambda s: s["track_category_ids"].update({"3": "dog"}), "track_category_ids['3']"),
     (lambda s: s["segmentations"].__setitem__(1, [1]), "segmentations[1]"),
+    # not objects, although iterating them yields a valid track id
+    (lambda s: s["segmentations"].__setitem__(1, ["3"]), "segmentations[1]"),
+    (lambda s: s["segmentations"].__setitem__(2, "3"), "segmentations[2]"),
     (lambda s: s.update(id="seven"), "'id'"),
 ])
 def test_malformed_sequences_name_file_sequence_and_field(tmp_path, edit, field):
@@ -115,12 +132,24 @@ def test_track_id_missing_names_the_track_and_image(tmp_path):
     assert "'3'" in message and "frame00000.jpg" in message
 
 
+def test_the_first_malformed_frame_is_named(tmp_path):
+    def edit(seq):  # frame 0: unknown track; frame 1: not an object
+        seq["segmentations"][0]["8"] = seq["segmentations"][0]["1"]
+        seq["segmentations"][1] = ["3"]
+
+    message = _corrupt(tmp_path, edit)
+    assert "segmentations[0]" in message and "'8'" in message
+
+
 def test_duplicate_sequence_ids_and_unreadable_json(tmp_path):
     message = _corrupt(tmp_path, lambda s: s.update(id=2))
     assert "duplicate" in message and "train.json" in message
     (tmp_path / "val.json").write_text('{"split": "val", "sequences": [')
     (tmp_path / "train.json").write_text(json.dumps({"split": "train", "sequences": []}))
     with pytest.raises(BurstFormatError, match=r"val.json: unreadable JSON"):
+        read_burst(tmp_path)
+    (tmp_path / "val.json").write_bytes(b'{"split": "val\xff", "sequences": []}')
+    with pytest.raises(BurstFormatError, match=r"val.json: unreadable JSON .*UTF-8"):
         read_burst(tmp_path)
     (tmp_path / "val.json").write_text('{"split": "val"}')
     with pytest.raises(BurstFormatError, match=r"val.json: .*'sequences'"):
@@ -169,6 +198,61 @@ def test_large_random_set_matches_a_direct_count(tmp_path):
         key = row["image"].rsplit("/", 1)[0]
         got.setdefault(key, []).append(dict(zip(row["categories"], row["instances"], strict=True)))
     assert got == expected
+
+
+@st.composite
+def bursts(draw) -> Burst:
+    """Up to 8 videos with unique ids over the three splits; up to 4 tracks over 5 categories,
+    up to 5 frames each showing any subset of the tracks."""
+    ids = draw(st.lists(st.integers(0, 99), unique=True, max_size=8))
+    splits: dict[str, list[Seq]] = {split: [] for split in SPLITS}
+    for seq_id in ids:
+        tracks = draw(st.dictionaries(st.integers(1, 9), st.integers(1, 5), max_size=4))
+        visible = st.lists(st.sampled_from(sorted(tracks)), unique=True) if tracks else st.just([])
+        frames = draw(st.lists(visible, max_size=5))
+        seq = Seq(seq_id, tracks, frames, draw(st.sampled_from(DATASETS[:2])),
+                  draw(st.sampled_from(["", "clip"])))  # "": v_<id>; "clip": duplicates
+        splits[draw(st.sampled_from(SPLITS))].append(seq)
+    return Burst(splits=splits)
+
+
+def direct_table(burst: Burst) -> tuple[list[int], list[int], list[str], list[dict[int, int]]]:
+    """Duplicate group of every sequence; sequence index, path and category -> masks of every
+    frame; built one frame at a time."""
+    groups, seqs, paths, entries = [], [], [], []
+    ordered = [(split, seq) for split in SPLITS
+               for seq in sorted(burst.splits[split], key=lambda seq: seq.id)]
+    for index, (split, seq) in enumerate(ordered):
+        groups.append(next(i for i, (_, other) in enumerate(ordered)
+                           if (other.dataset, other.seq_name, other.images())
+                           == (seq.dataset, seq.seq_name, seq.images())))
+        for image, visible in zip(seq.images(), seq.frames, strict=True):
+            seqs.append(index)
+            paths.append(f"{split}/{seq.dataset}/{seq.seq_name}/{image}")
+            entries.append(dict(Counter(seq.tracks[t] for t in visible)))
+    return groups, seqs, paths, entries
+
+
+@settings(max_examples=60, deadline=None)
+@given(burst=bursts(), picks=st.lists(st.integers(0, 10**6), max_size=6))
+def test_frame_table_matches_a_frame_by_frame_construction(burst, picks):
+    groups, seqs, paths, entries = direct_table(burst)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        a = parsed(burst)
+    assert a.seq_group.tolist() == groups
+    assert sum("duplicate video" in str(w.message) for w in caught) == sum(
+        g != i for i, g in enumerate(groups))
+    assert a.frame_seq.tolist() == seqs and a.image_paths().tolist() == paths
+    got = [dict(zip(a.category[lo:hi].tolist(), a.count[lo:hi].tolist(), strict=True))
+           for lo, hi in zip(a.offsets[:-1], a.offsets[1:], strict=True)]
+    assert got == entries
+    assert all(list(e) == sorted(e) for e in got)  # entries sorted by category id
+    frames = np.asarray([p % len(paths) for p in picks] if paths else [], dtype=np.int64)
+    assert a.image_paths(frames).tolist() == [paths[f] for f in frames]
+    a.images_root = Path("/data/burst")
+    assert a.image_paths(frames, absolute=True).tolist() == [
+        f"/data/burst/{paths[f]}" for f in frames]
 
 
 def test_prepare_burst_lists_then_deletes_unannotated_frames(tmp_path, capsys):

@@ -12,7 +12,13 @@ from hypothesis import strategies as st
 from blockident.cli import main
 from blockident.data.burst import SPLITS, read_burst
 from blockident.pairs import stats
-from blockident.pairs.categories import CSV_COLUMNS, PairConfig, build_pairs, select_content
+from blockident.pairs.categories import (
+    CSV_COLUMNS,
+    PairConfig,
+    _unique_rows,
+    build_pairs,
+    select_content,
+)
 from blockident.pairs.strata import STRATA, assign_strata
 from burst_fixtures import Burst, Seq, parsed, random_burst, write_burst
 
@@ -286,6 +292,24 @@ def test_table_columns_and_multi_hot_labels():
     for row, c, s in zip(table.itertuples(), content, style, strict=True):
         assert ";".join(map(str, ps.content[c == 1])) == row.content
         assert ";".join(map(str, ps.style[s == 1])) == row.style1
+    # style columns against the frames' entries, read one frame at a time
+    style_ids = set(ps.style.tolist())
+    for (first, second), row in zip(ps.pairs.tolist(), table.itertuples(), strict=True):
+        for frame, value in ((first, row.style1), (second, row.style2)):
+            cats = a.category[a.offsets[frame]:a.offsets[frame + 1]].tolist()
+            assert value == ";".join(str(c) for c in cats if c in style_ids)
+        assert row.image1 == a.image_paths([first])[0] and row.image2 == a.image_paths([second])[0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.integers(0, 30), width=st.integers(1, 4), high=st.integers(0, 3),
+       seed=st.integers(0, 1000))
+def test_unique_rows_matches_numpy_unique(rows, width, high, seed):
+    keys = np.random.default_rng(seed).integers(-1, high + 1, size=(rows, width))
+    unique, inverse = _unique_rows(keys)
+    expected, expected_inverse = np.unique(keys, axis=0, return_inverse=True)
+    assert np.array_equal(unique, expected)
+    assert np.array_equal(inverse, expected_inverse.reshape(-1))
 
 
 def test_summary_counts():

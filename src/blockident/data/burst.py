@@ -18,13 +18,16 @@ table, a warning names them, and ``seq_group`` ties them together.
 
 from __future__ import annotations
 
-import json
+import gc
 import warnings
 from collections.abc import Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from blockident.errors import DataError, MissingError, warn
@@ -48,8 +51,11 @@ class BurstAnnotations:
 
     Sequences (S): ``seq_split``, ``seq_dataset``, ``seq_name`` (str arrays), ``seq_id`` (int64),
     ``seq_group`` (int64): index of the first sequence with the same frames (itself when unique).
-    Frames (F): ``frame_seq`` (int64 index into the sequences), ``frame_path`` (object array of
-    paths relative to the images root, ``<split>/<dataset>/<seq_name>/<image>``).
+    ``seq_prefix`` (str): ``<split>/<dataset>/<seq_name>/``, the folder of its frames.
+    Frames (F): ``frame_seq`` (int64 index into the sequences), ``frame_image`` (str array of
+    image names as in ``annotated_image_paths``); :meth:`image_paths` joins the two. (Numpy
+    str arrays, not the decoded ``str`` objects: those would pin the memory of the whole
+    decoded JSON in the allocator's arenas.)
     Entries (E): ``category`` and ``count`` (int64); frame ``f`` owns entries
     ``offsets[f]:offsets[f + 1]`` (``offsets`` has F + 1 items), sorted by category id.
     ``categories``: id -> name from ``categories.json``; ``unknown_categories``: category ids
@@ -62,8 +68,9 @@ class BurstAnnotations:
     seq_id: np.ndarray
     seq_name: np.ndarray
     seq_group: np.ndarray
+    seq_prefix: np.ndarray
     frame_seq: np.ndarray
-    frame_path: np.ndarray
+    frame_image: np.ndarray
     offsets: np.ndarray
     category: np.ndarray
     count: np.ndarray
@@ -85,6 +92,16 @@ class BurstAnnotations:
         """(E,) frame index of every entry."""
         return np.repeat(np.arange(self.n_frames), np.diff(self.offsets))
 
+    def entries_of(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The entries of ``frames`` (N frame indices), in the order of ``frames``: (E',)
+        position in ``frames`` and (E',) entry index of each."""
+        frames = np.asarray(frames, dtype=np.int64)
+        starts = self.offsets[frames]
+        lengths = self.offsets[frames + 1] - starts
+        rows = np.repeat(np.arange(len(frames)), lengths)
+        first = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+        return rows, first + np.arange(len(rows))
+
     def category_frequencies(self) -> pd.Series:
         """Instances ((frame, mask) occurrences) per observed category id, all splits."""
         totals = np.bincount(self.category, weights=self.count).astype(np.int64)
@@ -92,14 +109,14 @@ class BurstAnnotations:
         return pd.Series(totals[ids], index=pd.Index(ids, name="category"), name="instances")
 
     def image_paths(self, frames: np.ndarray | None = None, absolute: bool = False) -> np.ndarray:
-        """Paths of ``frames`` (all by default), relative to the images root or absolute."""
-        paths = self.frame_path if frames is None else self.frame_path[frames]
-        if not absolute:
-            return paths
-        if self.images_root is None:
+        """(N,) object array: paths of ``frames`` (N indices; all frames by default), relative
+        to the images root (``<split>/<dataset>/<seq_name>/<image>``) or absolute. Built from
+        ``seq_prefix`` and ``frame_image`` on each call."""
+        if absolute and self.images_root is None:
             raise MissingError(images_root_message(self.data_dir))
-        root = str(self.images_root)
-        return np.array([f"{root}/{p}" for p in paths], dtype=object)
+        frames = slice(None) if frames is None else frames
+        paths = np.char.add(self.seq_prefix[self.frame_seq[frames]], self.frame_image[frames])
+        return (np.char.add(f"{self.images_root}/", paths) if absolute else paths).astype(object)
 
     def table(self) -> pd.DataFrame:
         """One row per annotated frame: split, dataset, sequence, seq_name, image, categories
@@ -112,7 +129,7 @@ class BurstAnnotations:
             "dataset": self.seq_dataset[self.frame_seq],
             "sequence": self.seq_id[self.frame_seq],
             "seq_name": self.seq_name[self.frame_seq],
-            "image": self.frame_path,
+            "image": self.image_paths(),
             "categories": [tuple(cats[a:b]) for a, b in spans],
             "instances": [tuple(counts[a:b]) for a, b in spans],
         })
@@ -134,7 +151,8 @@ def read_burst(data_dir: Path | str) -> BurstAnnotations:
         raise MissingError(f"{data_dir}: no BURST split file ({names})")
     # one split document in memory at a time
     docs = ((path.stem, _load_json(path), str(path)) for path in paths if path.exists())
-    annotations = parse_burst(docs, categories)
+    with _gc_paused():
+        annotations = parse_burst(docs, categories)
     annotations.data_dir = data_dir
     for split in SPLITS:
         if split not in annotations.missing_splits:
@@ -172,11 +190,14 @@ def read_categories(path: Path) -> dict[int, str]:
 def parse_burst(docs: Iterable[tuple[str, dict, str]],
                 categories: dict[int, str]) -> BurstAnnotations:
     """Build the frame table from loaded split documents: (split, document, file name) in
-    :data:`SPLITS` order, each split at most once. Warns about duplicate videos."""
+    :data:`SPLITS` order, each split at most once. Warns about duplicate videos.
+
+    The work per frame and per mask runs in C (``map``, ``list.extend``, numpy): the Python
+    loop runs once per sequence."""
     seq_cols: dict[str, list] = {"split": [], "dataset": [], "id": [], "name": [], "group": []}
     first_copy: dict[tuple, tuple[int, str]] = {}  # frames -> (first sequence index, where)
-    frame_seq: list[int] = []
-    frame_path: list[str] = []
+    frames_per_seq: list[int] = []
+    frame_image: list[str] = []
     masks_per_frame: list[int] = []
     mask_category: list[int] = []
     unknown: dict[int, str] = {}
@@ -191,10 +212,9 @@ def parse_burst(docs: Iterable[tuple[str, dict, str]],
             for category in tracks.values():
                 if category not in categories and category not in unknown:
                     unknown[category] = where
-            images, segmentations = seq["annotated_image_paths"], seq["segmentations"]
-            prefix = f"{split}/{seq['dataset']}/{seq['seq_name']}/"
+            images = list(map(str, seq["annotated_image_paths"]))
             seq_index = len(seq_cols["id"])
-            frames_key = (seq["dataset"], seq["seq_name"], *map(str, images))
+            frames_key = (seq["dataset"], seq["seq_name"], *images)
             group, first = first_copy.setdefault(frames_key, (seq_index, where))
             if group != seq_index:
                 warnings.warn(f"duplicate video: {where} has the same annotated frames as "
@@ -203,23 +223,16 @@ def parse_burst(docs: Iterable[tuple[str, dict, str]],
             for col, value in zip(seq_cols, (split, seq["dataset"], seq["id"], seq["seq_name"],
                                              group), strict=True):
                 seq_cols[col].append(value)
-            frame_seq.extend([seq_index] * len(images))
-            frame_path.extend(prefix + str(image) for image in images)
-            for position, entry in enumerate(segmentations):
-                if type(entry) is not dict:
-                    raise BurstFormatError(f"{where}, field 'segmentations[{position}]': "
-                                           "expected an object mapping track ids to masks")
-                try:
-                    mask_category.extend([tracks[track] for track in entry])
-                except KeyError:
-                    track = next(t for t in entry if t not in tracks)
-                    raise BurstFormatError(
-                        f"{where}, field 'segmentations[{position}]' ({images[position]}): track "
-                        f"id {track!r} is absent from 'track_category_ids'") from None
-                masks_per_frame.append(len(entry))
+            frames_per_seq.append(len(images))
+            frame_image.extend(images)
+            masks, cats = _mask_categories(seq["segmentations"], tracks, images, where)
+            masks_per_frame.extend(masks)
+            mask_category.extend(cats)
         del sequences
     offsets, category, count = _frame_entries(np.asarray(masks_per_frame, dtype=np.int64),
                                               np.asarray(mask_category, dtype=np.int64))
+    prefixes = [f"{split}/{dataset}/{name}/" for split, dataset, name
+                in zip(seq_cols["split"], seq_cols["dataset"], seq_cols["name"], strict=True)]
     return BurstAnnotations(
         categories=categories,
         seq_split=np.asarray(seq_cols["split"], dtype=str),
@@ -227,12 +240,42 @@ def parse_burst(docs: Iterable[tuple[str, dict, str]],
         seq_id=np.asarray(seq_cols["id"], dtype=np.int64),
         seq_name=np.asarray(seq_cols["name"], dtype=str),
         seq_group=np.asarray(seq_cols["group"], dtype=np.int64),
-        frame_seq=np.asarray(frame_seq, dtype=np.int64),
-        frame_path=np.asarray(frame_path, dtype=object),
+        seq_prefix=np.asarray(prefixes, dtype=str),
+        frame_seq=np.repeat(np.arange(len(frames_per_seq), dtype=np.int64), frames_per_seq),
+        frame_image=np.asarray(frame_image, dtype=str),
         offsets=offsets, category=category, count=count,
         unknown_categories=dict(sorted(unknown.items())),
         missing_splits=tuple(s for s in SPLITS if s not in seen_splits),
     )
+
+
+def _mask_categories(segmentations: list, tracks: dict[str, int], images: list[str],
+                     where: str) -> tuple[list[int], list[int]]:
+    """(masks per frame, category of every mask in frame order) of one sequence.
+
+    ``dict.__len__`` rejects an entry that is not an object and ``tracks.__getitem__`` a track
+    id absent from ``tracks``; :func:`_check_segmentations` then names the first bad entry."""
+    try:
+        return (list(map(dict.__len__, segmentations)),
+                list(map(tracks.__getitem__, chain.from_iterable(segmentations))))
+    except (TypeError, KeyError):
+        _check_segmentations(segmentations, tracks, images, where)
+        raise
+
+
+def _check_segmentations(segmentations: list, tracks: dict[str, int], images: list[str],
+                         where: str) -> None:
+    """Raise :class:`BurstFormatError` for the first entry of ``segmentations`` that is not an
+    object of track ids listed in ``tracks``."""
+    for position, entry in enumerate(segmentations):
+        if type(entry) is not dict:
+            raise BurstFormatError(f"{where}, field 'segmentations[{position}]': "
+                                   "expected an object mapping track ids to masks")
+        for track in entry:
+            if track not in tracks:
+                raise BurstFormatError(
+                    f"{where}, field 'segmentations[{position}]' ({images[position]}): track "
+                    f"id {track!r} is absent from 'track_category_ids'")
 
 
 def find_images_root(data_dir: Path, annotations: BurstAnnotations,
@@ -242,7 +285,7 @@ def find_images_root(data_dir: Path, annotations: BurstAnnotations,
     if annotations.n_frames == 0:
         return None
     picks = np.unique(np.linspace(0, annotations.n_frames - 1, sample).astype(int))
-    hits = [sum((data_dir / root / annotations.frame_path[f]).is_file() for f in picks)
+    hits = [sum((data_dir / root / path).is_file() for path in annotations.image_paths(picks))
             for root in IMAGE_ROOTS]
     best = int(np.argmax(hits))
     return (data_dir / IMAGE_ROOTS[best]).resolve() if hits[best] else None
@@ -254,11 +297,24 @@ def images_root_message(data_dir: Path | None) -> str:
 
 
 def _load_json(path: Path):
+    """The decoded JSON document in ``path`` (orjson: strict JSON, no NaN or Infinity)."""
     try:
-        with open(path, "rb") as handle:
-            return json.load(handle)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        return orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as error:
         raise BurstFormatError(f"{path}: unreadable JSON ({error})") from None
+
+
+@contextmanager
+def _gc_paused():
+    """Pause the cyclic garbage collector: a decoded split file is a tree of millions of
+    objects without cycles (freed by reference counting), which each collection would walk."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _is_category_id(value) -> bool:
@@ -308,8 +364,10 @@ def _frame_entries(masks_per_frame: np.ndarray, mask_category: np.ndarray):
     n_frames = len(masks_per_frame)
     mask_frame = np.repeat(np.arange(n_frames, dtype=np.int64), masks_per_frame)
     stride = int(mask_category.max(initial=0)) + 1
-    keys, count = np.unique(mask_frame * stride + mask_category, return_counts=True)
-    frame, category = np.divmod(keys, stride)
+    # already sorted by frame: a stable sort (merging runs) is several times faster than unique
+    keys = np.sort(mask_frame * stride + mask_category, kind="stable")
+    starts = np.flatnonzero(np.diff(keys, prepend=-1))  # first mask of each entry (keys >= 0)
+    frame, category = np.divmod(keys[starts], stride)
     offsets = np.zeros(n_frames + 1, dtype=np.int64)
     np.cumsum(np.bincount(frame, minlength=n_frames), out=offsets[1:])
-    return offsets, category, count.astype(np.int64)
+    return offsets, category, np.diff(np.r_[starts, len(keys)])

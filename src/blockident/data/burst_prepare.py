@@ -54,7 +54,7 @@ def main(argv: list[str]) -> int:
     if root is None:
         raise MissingError(images_root_message(args.data_dir))
     print(f"images root: {root}")
-    annotated = set(annotations.frame_path.tolist())
+    annotated = set(annotations.image_paths().tolist())
     on_disk = frames_on_disk(root)
     unused = sorted(on_disk - annotated)
     _show("annotated frames missing on disk", sorted(annotated - on_disk), args.verbose)

@@ -131,12 +131,8 @@ class PairSet:
         if role not in ("content", "style"):
             raise ValueError(f"role must be 'content' or 'style', got {role!r}")
         columns = self.content if role == "content" else self.style
-        a = self.annotations
-        frames = np.asarray(frames, dtype=np.int64)
-        starts, lengths = a.offsets[frames], np.diff(a.offsets)[frames]
-        rows = np.repeat(np.arange(len(frames)), lengths)
-        first = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
-        cats = a.category[first + np.arange(len(rows))]
+        rows, entries = self.annotations.entries_of(frames)
+        cats = self.annotations.category[entries]
         found = np.isin(cats, columns)
         out = np.zeros((len(frames), len(columns)), dtype=np.uint8)
         out[rows[found], np.searchsorted(columns, cats[found])] = 1
@@ -147,17 +143,17 @@ class PairSet:
         ids joined by ``;``. Image paths are relative to the images root unless ``absolute``."""
         keep = slice(None) if stratum is None else self.pair_stratum == STRATA.index(stratum)
         pairs, a = self.pairs[keep], self.annotations
-        style = _joined_sets(a, self.style, np.unique(pairs))
-        content = [";".join(str(c) for c in key_categories(key)) for key in self.groups]
+        style = _joined_sets(a, self.style, pairs.reshape(-1)).reshape(-1, 2)
+        content = np.asarray([";".join(map(str, key_categories(key))) for key in self.groups],
+                             dtype=object)
         seq_ids = a.seq_id[a.frame_seq[pairs]]
         return pd.DataFrame({
             "stratum": np.asarray(STRATA, dtype=object)[self.pair_stratum[keep]],
             "image1": a.image_paths(pairs[:, 0], absolute),
             "image2": a.image_paths(pairs[:, 1], absolute),
             "sequence1": seq_ids[:, 0], "sequence2": seq_ids[:, 1],
-            "content": [content[g] for g in self.pair_group[keep].tolist()],
-            "style1": [style[f] for f in pairs[:, 0].tolist()],
-            "style2": [style[f] for f in pairs[:, 1].tolist()],
+            "content": content[self.pair_group[keep]],
+            "style1": style[:, 0], "style2": style[:, 1],
         }, columns=list(CSV_COLUMNS))
 
 
@@ -214,13 +210,25 @@ def _content_groups(a: BurstAnnotations, is_content: np.ndarray, eligible: np.nd
     keys[rows, columns] = cats
     if with_counts:
         keys[rows, width + columns] = counts
-    unique, inverse = np.unique(keys, axis=0, return_inverse=True)
-    frame_group[eligible] = inverse.reshape(-1)
+    unique, frame_group[eligible] = _unique_rows(keys)
     groups = []
     for key in unique.tolist():
         ids = [c for c in key[:width] if c >= 0]
         groups.append(tuple(zip(ids, key[width:], strict=False)) if with_counts else tuple(ids))
     return frame_group, groups
+
+
+def _unique_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(U, W) distinct rows of ``keys`` (N, W), in lexicographic order, and (N,) the index of
+    each row among them: ``np.unique(keys, axis=0, return_inverse=True)``, with a lexsort of the
+    columns instead of a sort of the rows as opaque records (ten times faster)."""
+    order = np.lexsort(keys.T[::-1])
+    ordered = keys[order]
+    new = np.ones(len(keys), dtype=bool)
+    new[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
+    inverse = np.empty(len(keys), dtype=np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    return ordered[new], inverse
 
 
 def _pair_runs(frames: np.ndarray, run: np.ndarray, frame_seq: np.ndarray) -> np.ndarray:
@@ -258,9 +266,13 @@ def _pair_forbidding_same_sequence(frames: np.ndarray, run: np.ndarray,
     return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
 
 
-def _joined_sets(a: BurstAnnotations, categories: np.ndarray, frames: np.ndarray) -> dict:
-    """frame -> its categories among ``categories``, sorted and joined by ``;``."""
-    cats, offsets = a.category.tolist(), a.offsets.tolist()
-    wanted = set(categories.tolist())
-    return {f: ";".join(str(c) for c in cats[offsets[f]:offsets[f + 1]] if c in wanted)
-            for f in frames.tolist()}
+def _joined_sets(a: BurstAnnotations, categories: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """(N,) object array: the categories of each of ``frames`` (N) among ``categories``, sorted
+    ids joined by ``;``."""
+    rows, entries = a.entries_of(frames)
+    cats = a.category[entries]
+    found = np.isin(cats, categories)
+    names = list(map(str, cats[found].tolist()))
+    bounds = np.searchsorted(rows[found], np.arange(len(frames) + 1)).tolist()
+    spans = zip(bounds[:-1], bounds[1:], strict=True)
+    return np.asarray([";".join(names[lo:hi]) for lo, hi in spans], dtype=object)

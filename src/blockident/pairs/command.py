@@ -78,7 +78,7 @@ def main(argv: list[str]) -> int:
     if table.empty:
         raise DataError(f"{args.data_dir}: no pairs; allow more frames with a larger --k, "
                         "more content counts (--n 1 2, --leq-n) or --same-sequence allow")
-    for stratum in sorted(set(STRATA) - set(table.stratum)):
+    for stratum in sorted(set(STRATA) - set(table.stratum.unique())):
         warn(f"no pairs in stratum {stratum}")
     atomic_write(args.out, lambda tmp: table.to_csv(tmp, index=False))
     print(f"wrote {len(table)} pairs to {args.out}")
