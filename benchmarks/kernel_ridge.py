@@ -11,8 +11,9 @@ tanh layer of the view, 5-d) and ``oracle`` (the true latents with the view, 20-
 (one fit per input set), ``old`` the previous readout (a seeded subset, then scikit-learn's
 ``GridSearchCV(KernelRidge(kernel="rbf"))`` cloned per task). ``--old-tasks k`` times the old
 path on the first k tasks only and scales its time to all of them (said in the output).
-``--solvers`` also times, at the fold's training size, one eigendecomposition (shared by the
-alphas) against one Cholesky factorisation per alpha.
+``--solvers`` times instead, at the fold's training size, one eigendecomposition (shared by the
+alphas) against one Cholesky factorisation per alpha, and the time the grid's factorisations
+alone take for all input sets (a floor under any fit of the whole grid on this machine).
 
     .venv/bin/python benchmarks/kernel_ridge.py [--n 5000] [--max-samples 5000]
         [--old-tasks 36] [--solvers] [--device cpu]
@@ -79,8 +80,9 @@ def timed(train, test, encodings, regressor) -> tuple[float, list[dict]]:
     return time.perf_counter() - started, rows
 
 
-def solvers(n: int, device: str) -> None:
-    """One eigendecomposition against one Cholesky factorisation per alpha, (n, n) RBF kernel."""
+def solvers(n: int, device: str, fits: int) -> None:
+    """One eigendecomposition against one Cholesky factorisation per alpha, (n, n) RBF kernel,
+    and ``fits`` (input sets x gammas x folds) times the latter."""
     x = torch.randn(n, 5, dtype=torch.float64, device=device)
     kernel = torch.exp(-0.1 * sq_distances(x, x))
     eye = torch.eye(n, dtype=torch.float64, device=device)
@@ -92,7 +94,8 @@ def solvers(n: int, device: str) -> None:
         torch.linalg.cholesky(kernel + alpha * eye)
     chol = time.perf_counter() - started
     print(f"solvers at the fold's training size {n}: eigendecomposition {eig:.2f} s, "
-          f"{len(ALPHAS)} Cholesky factorisations {chol:.2f} s (ratio {eig / chol:.1f})")
+          f"{len(ALPHAS)} Cholesky factorisations {chol:.2f} s (ratio {eig / chol:.1f}); "
+          f"the factorisations of {fits} x {len(ALPHAS)} grid fits alone: {fits * chol:.0f} s")
 
 
 def main() -> None:
@@ -111,7 +114,9 @@ def main() -> None:
     print(f"{args.n} train / {args.n} test, fitted on {fit_size}, {len(train.tasks)} tasks in "
           f"{len({t.inputs for t in train.tasks})} input sets, {torch.get_num_threads()} threads")
     if args.solvers:
-        solvers(fit_size - fit_size // 3, args.device)
+        fits = len({t.inputs for t in train.tasks}) * len(GAMMAS) * 3
+        solvers(fit_size - fit_size // 3, args.device, fits)
+        return
 
     new, rows = timed(train, test, encodings, KernelRidgeCV(max_samples=args.max_samples,
                                                            device=args.device))

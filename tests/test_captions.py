@@ -124,16 +124,20 @@ def test_two_directories_share_a_scope_group_iff_their_scope_keys_agree(parts):
 
 @settings(max_examples=40, deadline=None)
 @given(n=st.integers(2, 30), groups=st.integers(1, 4), k=st.integers(1, 4),
-       duplicates=st.booleans(), seed=st.integers(0, 2**16))
+       duplicates=st.booleans(), seed=st.integers(0, 2**16),
+       device=st.sampled_from([None, "cpu"]), rows=st.sampled_from([3, 4096]))
 def test_neighbours_are_the_exact_top_k_within_the_group_never_self(n, groups, k, duplicates,
-                                                                     seed):
+                                                                     seed, device, rows):
+    """faiss (device None) and the blocked torch search (blocks of ``rows`` queries)."""
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, 8)).astype(np.float32)
     if duplicates:
         x[n // 2:] = x[: n - n // 2]
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     group = rng.integers(groups, size=n)
-    neighbours, cosines = cap.nearest_captions(x, group, k)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cap, "SEARCH_ROWS", rows)
+        neighbours, cosines = cap.nearest_captions(x, group, k, device=device)
     sims = x @ x.T
     for i in range(n):
         candidates = [j for j in range(n) if j != i and group[j] == group[i]]

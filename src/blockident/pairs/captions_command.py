@@ -25,6 +25,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--model", default=DEFAULT_MODEL,
                    help=f"sentence-transformers model folder (default {DEFAULT_MODEL})")
     p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--device", default=None,
+                   help="search in torch on this device (cuda, cpu) instead of faiss")
     p.add_argument("--skip-bad", action="store_true", help="skip bad instances, count them")
     p.add_argument("--out", type=Path, default=Path(PAIRS_FILE))
     args = p.parse_args(argv)
@@ -32,7 +34,8 @@ def main(argv: list[str]) -> int:
     data = read_captions(args.root, args.skip_bad)
     pairs = caption_pairs(data.captions, data.directories, model=args.model, k=args.k,
                           scope=args.scope, threshold=args.threshold,
-                          cache_dir=args.root / CACHE.parent, batch_size=args.batch_size)
+                          cache_dir=args.root / CACHE.parent, batch_size=args.batch_size,
+                          device=args.device)
     print(f"{len(data)} instances in {args.root}"
           + (f" ({data.skipped} bad ones skipped)" if data.skipped else "")
           + f"; scope {args.scope}, k={args.k} ({time.perf_counter() - start:.1f} s)")
