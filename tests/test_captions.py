@@ -14,6 +14,7 @@ from blockident.data.captions import format as fmt
 from blockident.data.captions.generate import BACKGROUNDS, generate_captions
 from blockident.data.captions.module import CaptionPairsData
 from blockident.data.images import BadImageError
+from blockident.errors import ConfigError
 from blockident.pairs import captions as cap
 
 CAPTIONS = {"pics_2020_a1": {"x1": "a red circle", "x2": "a blue square"},
@@ -147,6 +148,13 @@ def test_neighbours_are_the_exact_top_k_within_the_group_never_self(n, groups, k
         best = np.sort(sims[i, candidates])[::-1][:len(found)]
         np.testing.assert_allclose(cosines[i, :len(found)], best, atol=1e-5)
         np.testing.assert_allclose(sims[i, found], best, atol=1e-5)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the error is for machines without CUDA")
+def test_a_cuda_search_without_cuda_is_a_config_error():
+    x = np.eye(3, dtype=np.float32)
+    with pytest.raises(ConfigError, match="data.pairs.device=cuda"):
+        cap.nearest_captions(x, np.zeros(3, np.int64), device="cuda")
 
 
 def test_threshold_drops_far_neighbours():

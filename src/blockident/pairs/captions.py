@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from blockident.data import cache
 from blockident.errors import ConfigError, DataError, MissingError
@@ -125,8 +126,6 @@ def _search(embeddings: np.ndarray, k: int, device: str | None = None
     (N, min(k + 1, N)), best first; faiss IndexFlatIP, or with ``device`` blocks of
     ``SEARCH_ROWS`` rows against all rows in torch on that device."""
     if device is not None:
-        import torch
-
         x = torch.as_tensor(embeddings, dtype=torch.float32, device=device)
         top = [torch.topk(block @ x.T, min(k + 1, len(x)), dim=1) for block in
                x.split(SEARCH_ROWS)]
@@ -152,6 +151,9 @@ def nearest_captions(embeddings: np.ndarray, groups: np.ndarray, k: int = 1,
     cosine is below it; ``device``: search in torch there (``cuda``, ``cpu``) instead of faiss."""
     if k < 1:
         raise ConfigError(f"k must be >= 1, got {k}")
+    if device is not None and str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"data.pairs.device={device}: no CUDA device here; use null (faiss) "
+                          "or cpu")
     n = len(embeddings)
     neighbours, cosines = np.full((n, k), -1, np.int64), np.full((n, k), np.nan, np.float32)
     for group in np.unique(groups):
