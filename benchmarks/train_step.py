@@ -14,6 +14,8 @@ Prints seconds per step, samples/s and achieved GFLOP/s against the measured fp3
     .venv/bin/python benchmarks/train_step.py [--batch 6144] [--steps 3] [--multipliers 10 10 10]
 
 ``--multipliers`` sets the hidden widths (``m * 15``; the CPU config ``numerical`` uses 10 10 10).
+``--profile`` runs the package's step under torch's profiler instead and prints where its time
+goes: the share of the matrix products (``mm``, ``addmm``) and the largest other operations.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import argparse
 import time
 
 import torch
+from torch.profiler import ProfilerActivity, profile
 
 from blockident.data.numerical import NumericalData
 from blockident.engine import ContrastiveModule
@@ -80,11 +83,30 @@ def time_steps(loss_fn, module, data, steps: int) -> float:
     return min(times[1:])
 
 
+MATMULS = ("aten::mm", "aten::addmm", "aten::addmm_")
+
+
+def print_profile(loss_fn, module, data, steps: int) -> None:
+    """Self CPU time of ``steps`` (>= 2) profiled steps, after two warm-up steps: matrix
+    products against the rest, and the six largest other operations."""
+    time_steps(loss_fn, module, data, 1)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        time_steps(loss_fn, module, data, steps - 1)
+    ops = {e.key: e.self_cpu_time_total for e in prof.key_averages() if e.key.startswith("aten::")}
+    total = sum(e.self_cpu_time_total for e in prof.key_averages())
+    matmul = sum(ops.pop(k, 0.0) for k in MATMULS)
+    print(f"profiled {steps} steps: matrix products {100 * matmul / total:.1f}% of self CPU time")
+    for name, us in sorted(ops.items(), key=lambda kv: -kv[1])[:6]:
+        print(f"  {name:<28} {100 * us / total:5.1f}%")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=6144)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--only", choices=["reference", "blockident"])
+    parser.add_argument("--profile", action="store_true",
+                        help="profile the package's step instead of timing both")
     parser.add_argument("--multipliers", type=int, nargs="+", default=MULTIPLIERS,
                         help="hidden widths as multiples of the 15 inputs (default: the paper's)")
     args = parser.parse_args()
@@ -102,6 +124,9 @@ def main() -> None:
         "reference": lambda b: reference_loss(module.encoders, b),
         "blockident": lambda b: module.loss(*module._encode_views(b)),
     }
+    if args.profile:
+        print_profile(variants["blockident"], module, data, args.steps)
+        return
     seconds = {}
     for name, fn in variants.items():
         if args.only and name != args.only:
