@@ -14,8 +14,10 @@ Prints seconds per step, samples/s and achieved GFLOP/s against the measured fp3
     .venv/bin/python benchmarks/train_step.py [--batch 6144] [--steps 3] [--multipliers 10 10 10]
 
 ``--multipliers`` sets the hidden widths (``m * 15``; the CPU config ``numerical`` uses 10 10 10).
-``--profile`` runs the package's step under torch's profiler instead and prints where its time
-goes: the share of the matrix products (``mm``, ``addmm``) and the largest other operations.
+``--compile`` also times the package's step with both encoders under ``torch.compile``
+(``compiled``; its compilation falls in the warm-up step). ``--profile`` runs the package's
+step under torch's profiler instead and prints where its time goes: the share of the matrix
+products (``mm``, ``addmm``) and the largest other operations.
 """
 
 from __future__ import annotations
@@ -104,7 +106,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=6144)
     parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--only", choices=["reference", "blockident"])
+    parser.add_argument("--only", choices=["reference", "blockident", "compiled"])
+    parser.add_argument("--compile", action="store_true",
+                        help="also time the package's step with torch.compile'd encoders")
     parser.add_argument("--profile", action="store_true",
                         help="profile the package's step instead of timing both")
     parser.add_argument("--multipliers", type=int, nargs="+", default=MULTIPLIERS,
@@ -124,6 +128,12 @@ def main() -> None:
         "reference": lambda b: reference_loss(module.encoders, b),
         "blockident": lambda b: module.loss(*module._encode_views(b)),
     }
+    if args.compile:
+        compiled = ContrastiveModule(mlp_pair(15, 5, args.multipliers), LpInfoNCE())
+        compiled.encoders.load_state_dict(module.encoders.state_dict())
+        for name in ("encoder1", "encoder2"):
+            setattr(compiled.encoders, name, torch.compile(getattr(compiled.encoders, name)))
+        variants["compiled"] = lambda b: compiled.loss(*compiled._encode_views(b))
     if args.profile:
         print_profile(variants["blockident"], module, data, args.steps)
         return
@@ -131,12 +141,15 @@ def main() -> None:
     for name, fn in variants.items():
         if args.only and name != args.only:
             continue
-        seconds[name] = s = time_steps(fn, module, data, args.steps)
+        owner = compiled if name == "compiled" else module
+        seconds[name] = s = time_steps(fn, owner, data, args.steps)
         print(f"{name:<11} {s:7.3f} s/step  {args.batch / s:8.0f} pairs/s  "
               f"{flops / s / 1e9:6.1f} GFLOP/s ({100 * flops / s / 1e9 / peak:.0f}% of peak)")
-    if len(seconds) == 2:
+    if {"reference", "blockident"} <= seconds.keys():
         print(f"ratio reference / blockident: {seconds['reference'] / seconds['blockident']:.2f}"
               f" (at most {seconds['reference'] / floor:.2f} with the matrix work at peak)")
+    if {"compiled", "blockident"} <= seconds.keys():
+        print(f"ratio blockident / compiled: {seconds['blockident'] / seconds['compiled']:.2f}")
 
 if __name__ == "__main__":
     main()
