@@ -72,9 +72,55 @@ def test_blocked_squared_distance_logsumexp_gradients():
     b = torch.randn(40, 3, generator=g, dtype=torch.float64, requires_grad=True)
     fn = _SquaredDistanceLogSumExp.apply
     sq_dist = ((a[:, None] - b[None]) ** 2).sum(-1)
-    expected = torch.logsumexp(-sq_dist / 0.7, 1) + (a * a).sum(1) / 0.7
-    assert torch.allclose(fn(a, b, 0.7), expected)
+    assert torch.allclose(fn(a, b, 0.7), torch.logsumexp(-sq_dist / 0.7, 1))
     assert torch.autograd.gradcheck(lambda x, y: fn(x, y, 0.7), (a[:300], b))
+    # an incoming gradient with negative entries cannot go into the exponent as its logarithm
+    signs = torch.where(torch.rand(300, generator=g) < 0.5, -1.0, 1.0).double()
+    assert torch.autograd.gradcheck(lambda x, y: fn(x, y, 0.7) * signs, (a[:300], b))
+
+
+def test_squared_distance_logsumexp_of_anchors_far_from_every_candidate():
+    """Where every term underflows (here e^-400 and smaller), the value and gradients are
+    still those of the max-shifted log-sum-exp."""
+    from blockident.losses import _SquaredDistanceLogSumExp
+
+    g = torch.Generator().manual_seed(6)
+    b = torch.randn(30, 2, generator=g)
+    a = torch.cat([torch.randn(5, 2, generator=g), torch.randn(5, 2, generator=g) + 20.0])
+    a64, b64 = a.double().requires_grad_(), b.double().requires_grad_()
+    expected = torch.logsumexp(-((a64[:, None] - b64[None]) ** 2).sum(-1), 1)
+    expected.sum().backward()
+    a32, b32 = a.clone().requires_grad_(), b.clone().requires_grad_()
+    out = _SquaredDistanceLogSumExp.apply(a32, b32, 1.0)
+    out.sum().backward()
+    assert expected[5:].max() < -300
+    assert torch.allclose(out.double(), expected, rtol=1e-5)
+    for x32, x64 in ((a32, a64), (b32, b64)):
+        assert torch.allclose(x32.grad.double(), x64.grad, atol=1e-4 * x64.grad.abs().max())
+
+
+def test_lp_infonce_at_the_paper_batch_matches_the_unblocked_loss_in_float64():
+    """The blocked loss in float32 at the benchmark's size against the plain formula in float64:
+    value and gradients to float32 accuracy."""
+    g = torch.Generator().manual_seed(7)
+    zs = [torch.randn(1500, 5, generator=g) * 2 for _ in range(4)]
+
+    def plain(z1, z2, n1, n2):
+        def direction(a, pos, neg):
+            d_pos = ((a - pos) ** 2).sum(1)
+            logits = -torch.cat([d_pos[:, None], torch.cdist(a, neg) ** 2], 1)
+            return (d_pos + torch.logsumexp(logits, 1)).mean()
+        return 0.5 * (direction(z1, z2, n1) + direction(z2, z1, n2))
+
+    inputs64 = [z.double().requires_grad_() for z in zs]
+    inputs32 = [z.clone().requires_grad_() for z in zs]
+    expected, value = plain(*inputs64), lp_infonce(*inputs32)
+    expected.backward()
+    value.backward()
+    assert abs(value.item() - expected.item()) < 1e-5 * abs(expected.item())
+    for x32, x64 in zip(inputs32, inputs64, strict=True):
+        scale = x64.grad.abs().max()
+        assert torch.allclose(x32.grad.double(), x64.grad, rtol=1e-4, atol=1e-4 * scale)
 
 
 def _free_port() -> int:
