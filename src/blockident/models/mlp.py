@@ -14,7 +14,7 @@ def mlp(input_dim: int, output_dim: int, hidden: Sequence[int], slope: float = 0
     widths = [input_dim, *hidden]
     layers: list[nn.Module] = []
     for w_in, w_out in zip(widths[:-1], widths[1:], strict=True):
-        layers += [nn.Linear(w_in, w_out), nn.LeakyReLU(slope)]
+        layers += [nn.Linear(w_in, w_out), nn.LeakyReLU(slope, inplace=True)]
     layers.append(nn.Linear(widths[-1], output_dim))
     return nn.Sequential(*layers)
 
