@@ -36,6 +36,7 @@ import blockident
 from blockident import runinfo
 from blockident.engine import ContrastiveModule
 from blockident.errors import ConfigError, MissingError, debug, user_message
+from blockident.heap import retain_freed_memory
 from blockident.io import atomic_savez, atomic_torch_save, atomic_write, atomic_write_text
 from blockident.logs import log
 from blockident.readouts.control import (
@@ -370,6 +371,8 @@ def evaluate(cfg: DictConfig, run_dir: Path, step: int | None = None) -> pd.Data
 
 def _task(cfg: DictConfig, command: str) -> None:
     started = time.time()
+    if cfg.retain_freed_memory:
+        retain_freed_memory()
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     OmegaConf.set_struct(cfg, False)
     if command == "evaluate" or cfg.resume is not None:
