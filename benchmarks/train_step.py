@@ -7,9 +7,12 @@ Paper setting: batch 6144 positive pairs plus 6144 separately drawn negatives, l
 - ``reference``: the structure of the original code: four separate encoder passes and the
   pairwise distances through an explicit (N, N, D) broadcast;
 - ``blockident``: the package's training step (``ContrastiveModule``): one pass per encoder over
-  positives and negatives together and distances from inner products.
+  positives and negatives together and distances from inner products, in a process whose
+  malloc keeps freed memory (``blockident.heap``, as ``blockident run`` sets it);
+- ``blockident (malloc defaults)``: the same step before that setting, as the reference runs.
 
-Prints seconds per step, samples/s and achieved GFLOP/s against the measured fp32 matmul peak.
+The malloc setting holds for the whole process, so the variants run in that order. Prints
+seconds per step, samples/s and achieved GFLOP/s against the measured fp32 matmul peak.
 
     .venv/bin/python benchmarks/train_step.py [--batch 6144] [--steps 3] [--multipliers 10 10 10]
 
@@ -30,6 +33,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from blockident.data.numerical import NumericalData
 from blockident.engine import ContrastiveModule
+from blockident.heap import retain_freed_memory
 from blockident.losses import LpInfoNCE
 from blockident.models.mlp import mlp_pair
 
@@ -37,13 +41,14 @@ MULTIPLIERS = [10, 50, 50, 50, 50, 10]
 
 
 def matmul_peak(size: int = 4096, repeats: int = 5) -> float:
-    """Best fp32 GFLOP/s of a (size x size) @ (size x size) product."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    a @ b
+    """Best fp32 GFLOP/s of a (size x size) @ (size x size) product (into one output tensor:
+    a new one would add its page faults to the time)."""
+    a, b, out = torch.randn(size, size), torch.randn(size, size), torch.empty(size, size)
+    torch.mm(a, b, out=out)
     best = float("inf")
     for _ in range(repeats):
         t = time.perf_counter()
-        a @ b
+        torch.mm(a, b, out=out)
         best = min(best, time.perf_counter() - t)
     return 2 * size**3 / best / 1e9
 
@@ -106,7 +111,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=6144)
     parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--only", choices=["reference", "blockident", "compiled"])
+    parser.add_argument("--only", choices=["reference", "blockident", "compiled"],
+                        help="time this variant alone (blockident: with the malloc setting)")
     parser.add_argument("--compile", action="store_true",
                         help="also time the package's step with torch.compile'd encoders")
     parser.add_argument("--profile", action="store_true",
@@ -124,32 +130,41 @@ def main() -> None:
     floor = flops / peak / 1e9
     print(f"threads: {torch.get_num_threads()}  fp32 matmul peak: {peak:.0f} GFLOP/s  "
           f"step matmul work: {flops / 1e9:.1f} GFLOP (>= {floor:.3f} s at peak)")
-    variants = {
-        "reference": lambda b: reference_loss(module.encoders, b),
-        "blockident": lambda b: module.loss(*module._encode_views(b)),
-    }
+    step = {"reference": lambda b: reference_loss(module.encoders, b),
+            "blockident": lambda b: module.loss(*module._encode_views(b))}
+    # (name, loss function, module, whether malloc keeps freed memory), in the order they run
+    variants = [("reference", step["reference"], module, False),
+                ("blockident (malloc defaults)", step["blockident"], module, False)]
     if args.compile:
         compiled = ContrastiveModule(mlp_pair(15, 5, args.multipliers), LpInfoNCE())
         compiled.encoders.load_state_dict(module.encoders.state_dict())
         for name in ("encoder1", "encoder2"):
             setattr(compiled.encoders, name, torch.compile(getattr(compiled.encoders, name)))
-        variants["compiled"] = lambda b: compiled.loss(*compiled._encode_views(b))
+        variants.append(("compiled", lambda b: compiled.loss(*compiled._encode_views(b)),
+                         compiled, True))
+    variants.append(("blockident", step["blockident"], module, True))
     if args.profile:
-        print_profile(variants["blockident"], module, data, args.steps)
+        retain_freed_memory()
+        print_profile(step["blockident"], module, data, args.steps)
         return
     seconds = {}
-    for name, fn in variants.items():
+    for name, fn, owner, retained in variants:
         if args.only and name != args.only:
             continue
-        owner = compiled if name == "compiled" else module
+        if retained:
+            retain_freed_memory()
         seconds[name] = s = time_steps(fn, owner, data, args.steps)
-        print(f"{name:<11} {s:7.3f} s/step  {args.batch / s:8.0f} pairs/s  "
+        print(f"{name:<28} {s:7.3f} s/step  {args.batch / s:8.0f} pairs/s  "
               f"{flops / s / 1e9:6.1f} GFLOP/s ({100 * flops / s / 1e9 / peak:.0f}% of peak)")
     if {"reference", "blockident"} <= seconds.keys():
         print(f"ratio reference / blockident: {seconds['reference'] / seconds['blockident']:.2f}"
               f" (at most {seconds['reference'] / floor:.2f} with the matrix work at peak)")
+    if "blockident (malloc defaults)" in seconds and "blockident" in seconds:
+        print(f"ratio malloc defaults / kept memory: "
+              f"{seconds['blockident (malloc defaults)'] / seconds['blockident']:.2f}")
     if {"compiled", "blockident"} <= seconds.keys():
         print(f"ratio blockident / compiled: {seconds['blockident'] / seconds['compiled']:.2f}")
+
 
 if __name__ == "__main__":
     main()
