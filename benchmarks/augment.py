@@ -12,13 +12,15 @@ content), augments both views with each of
 - ``fused``: the package's ``Augment`` (one affine map per image, :mod:`blockident.data.color`),
 
 and runs one encoder step on the fused views: forward, loss, backward, gradient clipping at
-``trainer.gradient_clip_val`` and the optimiser step. Prints the median milliseconds per batch
-(both views) of each augmentation, of the encoder step, the augmentation's share of
-augmentation + step, and kornia / fused. The two augmentations alternate within each step, so
-background load on a shared machine hits both alike; the load average is printed.
+``trainer.gradient_clip_val`` and the optimiser step, with malloc keeping freed memory as
+``blockident run`` sets it (``retain_freed_memory``; ``--malloc-defaults`` leaves it off).
+Prints the median milliseconds per batch (both views) of each augmentation, of the encoder
+step, the augmentation's share of augmentation + step, and kornia / fused. The two
+augmentations alternate within each step, so background load on a shared machine hits both
+alike; the load average is printed.
 
     .venv/bin/python benchmarks/augment.py [--steps 10] [--warmup 2] [--device cpu]
-        [--threads N] [overrides ...]            # e.g. experiment=realworld, data.batch_size=64
+        [--threads N] [--malloc-defaults] [overrides ...]   # e.g. experiment=realworld
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from blockident.data.augment import IMAGENET_MEAN, IMAGENET_STD, Augment
+from blockident.heap import retain_freed_memory
 from blockident.runner import build_module
 
 
@@ -101,6 +104,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--malloc-defaults", action="store_true",
+                        help="leave malloc's defaults (blockident run keeps freed memory)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides (experiment=..., ...)")
     args = parser.parse_args()
     if args.steps < 1 or args.warmup < 0:
@@ -111,6 +116,8 @@ def main() -> None:
 
     torch.manual_seed(0)
     cfg, fused, module, optimizer = build(args.overrides, device)
+    if cfg.retain_freed_memory and not args.malloc_defaults:
+        retain_freed_memory()
     kornia = KorniaAugment(fused.size, **fused.options).to(device).train()
     size, batch = fused.size, int(cfg.data.batch_size)
     clip = cfg.trainer.get("gradient_clip_val")
@@ -120,7 +127,8 @@ def main() -> None:
     print(f"experiment {cfg.info.name}: {cfg.model.get('backbone', cfg.model._target_)}, "
           f"{size} px, batch {batch} pairs ({2 * batch} images), augment {fused.options}")
     print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
-          f"load average {os.getloadavg()[0]:.1f}, warm-up {args.warmup}, timed {args.steps}\n")
+          f"load average {os.getloadavg()[0]:.1f}, warm-up {args.warmup}, timed {args.steps}, "
+          f"malloc {'defaults' if args.malloc_defaults else 'keeps freed memory'}\n")
 
     times: dict[str, list[float]] = {"kornia": [], "fused": [], "step": []}
     for i in range(args.warmup + args.steps):
