@@ -123,6 +123,18 @@ def test_lp_infonce_at_the_paper_batch_matches_the_unblocked_loss_in_float64():
         assert torch.allclose(x32.grad.double(), x64.grad, rtol=1e-4, atol=1e-4 * scale)
 
 
+def test_lp_infonce_of_bfloat16_encodings_under_autocast_is_computed_in_float32():
+    g = torch.Generator().manual_seed(8)
+    zs = [(torch.randn(300, 5, generator=g) * 3).bfloat16().requires_grad_() for _ in range(4)]
+    expected = lp_infonce(*[z.detach().float() for z in zs])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        value = lp_infonce(*zs)
+    assert value.dtype == torch.float32
+    assert torch.allclose(value, expected, rtol=1e-6)
+    value.backward()
+    assert all(z.grad is not None and z.grad.dtype == torch.bfloat16 for z in zs)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

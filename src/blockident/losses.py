@@ -154,7 +154,8 @@ def lp_infonce(z1, z2, n1, n2, tau: float = 1.0, p: float = 2.0):
     independently drawn batch of each view. Direction 1->2 scores anchor ``z1_i`` against its
     positive ``z2_i`` and the negatives ``n1_j`` (all, gathered across processes), with logits
     ``-||.||_p^p / tau``, the positive included in the normaliser; direction 2->1 likewise with
-    ``n2``; the result is their mean.
+    ``n2``; the result is their mean. Under mixed precision (bfloat16 encodings, autocast) it is
+    computed in float32: the distances' expansion |a|^2 - 2 a.b + |b|^2 cancels.
     """
 
     def one_direction(anchor, positive, negatives):
@@ -162,7 +163,9 @@ def lp_infonce(z1, z2, n1, n2, tau: float = 1.0, p: float = 2.0):
         normaliser = torch.logaddexp(pos, _neg_logsumexp(anchor, gather(negatives), tau, p))
         return (normaliser - pos).mean()
 
-    return 0.5 * (one_direction(z1, z2, n1) + one_direction(z2, z1, n2))
+    with torch.autocast(z1.device.type, enabled=False):
+        z1, z2, n1, n2 = (z.float() for z in (z1, z2, n1, n2))
+        return 0.5 * (one_direction(z1, z2, n1) + one_direction(z2, z1, n2))
 
 
 class InfoNCE(nn.Module):
