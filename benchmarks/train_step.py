@@ -12,7 +12,9 @@ Paper setting: batch 6144 positive pairs plus 6144 separately drawn negatives, l
 - ``blockident (malloc defaults)``: the same step before that setting, as the reference runs.
 
 The malloc setting holds for the whole process, so the variants run in that order. Prints
-seconds per step, samples/s and achieved GFLOP/s against the measured fp32 matmul peak.
+seconds per step, samples/s and achieved GFLOP/s against the measured fp32 matmul peak, and the
+time of the step's encoder matrix products alone (at their shapes, into preallocated outputs):
+what a step takes beyond it is the loss, the element-wise work and the optimiser.
 
     .venv/bin/python benchmarks/train_step.py [--batch 6144] [--steps 3] [--multipliers 10 10 10]
 
@@ -51,6 +53,35 @@ def matmul_peak(size: int = 4096, repeats: int = 5) -> float:
         torch.mm(a, b, out=out)
         best = min(best, time.perf_counter() - t)
     return 2 * size**3 / best / 1e9
+
+
+def encoder_products(batch: int, n: int, encoding: int, multipliers: list[int],
+                     repeats: int = 3) -> float:
+    """Best seconds of the step's encoder matrix products alone, at their shapes and into
+    preallocated outputs: for each of the 2 encoders and each layer, the forward product and
+    the two backward ones (weights; inputs, but for the first layer) over 2 * batch rows."""
+    widths = [n, *(m * n for m in multipliers), encoding]
+    rows = 2 * batch
+    x = [torch.randn(rows, w) for w in widths]
+    weights = [torch.randn(o, i) for i, o in zip(widths[:-1], widths[1:], strict=True)]
+    grad_w = [torch.empty_like(w) for w in weights]
+    grad_x = [torch.empty_like(a) for a in x]
+
+    def products():
+        for _ in range(2):
+            for layer, w in enumerate(weights):
+                torch.mm(x[layer], w.T, out=x[layer + 1])
+                torch.mm(x[layer + 1].T, x[layer], out=grad_w[layer])
+                if layer:
+                    torch.mm(x[layer + 1], w, out=grad_x[layer])
+
+    products()
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        products()
+        best = min(best, time.perf_counter() - t)
+    return best
 
 
 def step_flops(batch: int, n: int, encoding: int, multipliers: list[int]) -> float:
@@ -130,6 +161,8 @@ def main() -> None:
     floor = flops / peak / 1e9
     print(f"threads: {torch.get_num_threads()}  fp32 matmul peak: {peak:.0f} GFLOP/s  "
           f"step matmul work: {flops / 1e9:.1f} GFLOP (>= {floor:.3f} s at peak)")
+    products = encoder_products(args.batch, 15, 5, args.multipliers)
+    print(f"the encoders' matrix products alone, at their shapes: {products:.3f} s")
     step = {"reference": lambda b: reference_loss(module.encoders, b),
             "blockident": lambda b: module.loss(*module._encode_views(b))}
     # (name, loss function, module, whether malloc keeps freed memory), in the order they run
