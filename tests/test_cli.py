@@ -155,6 +155,18 @@ def test_a_run_shorter_than_the_log_interval_still_writes_its_curve(tmp_path):
     assert pd.read_csv(run_dir / "metrics.csv")["train/loss"].notna().any()
 
 
+def test_training_keeps_freed_memory_unless_told_not_to(tmp_path, monkeypatch):
+    import blockident.runner as runner
+
+    calls = []
+    monkeypatch.setattr(runner, "retain_freed_memory", lambda: calls.append(True))
+    blockident("train", *TINY, "trainer.max_steps=2", f"run_dir={tmp_path / 'kept'}")
+    assert calls == [True]
+    blockident("train", *TINY, "trainer.max_steps=2", "retain_freed_memory=false",
+               f"run_dir={tmp_path / 'defaults'}")
+    assert calls == [True]
+
+
 @pytest.mark.parametrize("name", sorted(p.stem for p in (
     Path(blockident_pkg.__file__).parent / "conf" / "experiment").glob("*.yaml")))
 def test_every_experiment_composes(name, capsys):
