@@ -79,8 +79,8 @@ class _SquaredDistanceLogSumExp(torch.autograd.Function):
 
     The (M, N) exponents are never stored: they are made in blocks of ``BLOCK`` anchors
     (columns), each by one matrix product of augmented inputs, used at once, and made again in
-    the backward pass. The blocks stay in cache, and (M, D + 2) @ (D + 2, BLOCK) is the fast
-    orientation of these thin products on a CPU (3-4x an (BLOCK, M) block).
+    the backward pass. The blocks stay in cache, and on a CPU these thin products are much
+    faster as (M, D + 2) @ (D + 2, BLOCK) than as (BLOCK, D + 2) @ (D + 2, M).
     """
 
     BLOCK = 256  # anchors per block: 6144 x 256 floats stay within a few MB
