@@ -1,17 +1,18 @@
 """Regenerate the result tables of README.md and docs/{scenes,numerical,latent,objects,lgssl}.md.
 
     python benchmarks/reproduce_docs.py [--seeds 0 1 2] [--out runs/reproduce] [--scenes]
-        [--numerical] [--dsprites] [--threedident] [--objects] [--lgssl] [--reuse]
+        [--numerical] [--numerical-bf16] [--dsprites] [--threedident] [--objects] [--lgssl]
+        [--reuse]
 
 Runs, once per seed, the default experiment (``blockident run``, as ``make run`` does) with
 ``--scenes`` or when no other experiment is named, ``blockident run experiment=numerical`` with
-``--numerical``, ``blockident run experiment=dsprites`` under each pair rule with
-``--dsprites``, ``blockident run experiment=3dident`` with ``--threedident``, ``experiment=objects``
-under two loss settings with ``--objects`` and ``experiment=lgssl`` with LG-SimCLR and SimCLR with
-``--lgssl``; then rewrites
-the text between ``<!-- reproduce:NAME -->`` and ``<!-- /reproduce:NAME -->`` with tables built
-from the runs' ``summary.csv`` and ``results.csv``, each saying which command and seeds produced
-it.
+``--numerical`` (and under ``trainer.precision=bf16-mixed`` with ``--numerical-bf16``),
+``blockident run experiment=dsprites`` under each pair rule with ``--dsprites``,
+``blockident run experiment=3dident`` with ``--threedident``, ``experiment=objects`` under two
+loss settings with ``--objects`` and ``experiment=lgssl`` with LG-SimCLR and SimCLR with
+``--lgssl``; then rewrites the text between ``<!-- reproduce:NAME -->`` and
+``<!-- /reproduce:NAME -->`` with tables built from the runs' ``summary.csv`` and
+``results.csv``, each saying which command and seeds produced it.
 """
 
 from __future__ import annotations
@@ -271,6 +272,9 @@ def main(argv: list[str] | None = None) -> None:
                              "other experiment is named)")
     parser.add_argument("--numerical", action="store_true",
                         help="also run and document the numerical experiment")
+    parser.add_argument("--numerical-bf16", action="store_true",
+                        help="also run and document the numerical experiment under "
+                             "trainer.precision=bf16-mixed")
     parser.add_argument("--dsprites", action="store_true",
                         help="also run and document dsprites under each pair rule")
     parser.add_argument("--threedident", action="store_true",
@@ -284,8 +288,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--existing", action="store_true",
                         help="tabulate only the seeds already run, start none")
     args = parser.parse_args(argv)
-    if args.scenes or not (args.numerical or args.dsprites or args.threedident
-                           or args.objects or args.lgssl):
+    if args.scenes or not (args.numerical or args.numerical_bf16 or args.dsprites
+                           or args.threedident or args.objects or args.lgssl):
         dirs = _runs(args.seeds, args.out / "scenes", args.reuse)
         table = headline([pd.read_csv(d / "summary.csv") for d in dirs], args.seeds,
                          "blockident run seed=S")
@@ -341,6 +345,14 @@ def main(argv: list[str] | None = None) -> None:
                          "kernel_ridge", "mean R² (chance 0)")
         print(table)
         replace_block(ROOT / "docs" / "numerical.md", "headline", table)
+    if args.numerical_bf16:
+        overrides = ("experiment=numerical", "trainer.precision=bf16-mixed")
+        dirs = _runs(args.seeds, args.out / "numerical_bf16", args.reuse, *overrides)
+        table = headline([pd.read_csv(d / "summary.csv") for d in dirs], args.seeds,
+                         f"blockident run {' '.join(overrides)} seed=S", "view1",
+                         "kernel_ridge", "mean R² (chance 0)")
+        print(table)
+        replace_block(ROOT / "docs" / "numerical.md", "bf16", table)
 
 
 if __name__ == "__main__":

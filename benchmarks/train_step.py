@@ -21,9 +21,11 @@ what a step takes beyond it is the loss, the element-wise work and the optimiser
 
 ``--multipliers`` sets the hidden widths (``m * 15``; the CPU config ``numerical`` uses 10 10 10).
 ``--compile`` also times the package's step with both encoders under ``torch.compile``
-(``compiled``; its compilation falls in the warm-up step). ``--profile`` runs the package's
-step under torch's profiler instead and prints where its time goes: the share of the matrix
-products (``mm``, ``addmm``) and the largest other operations.
+(``compiled``; its compilation falls in the warm-up step). ``--bf16`` also times it under CPU
+autocast to bfloat16, as ``trainer.precision=bf16-mixed`` runs it (``bf16``: the encoders'
+products in bfloat16, the loss in float32; not the same arithmetic). ``--profile`` runs the
+package's step under torch's profiler instead and prints where its time goes: the share of the
+matrix products (``mm``, ``addmm``) and the largest other operations.
 """
 
 from __future__ import annotations
@@ -143,11 +145,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=6144)
     parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--only", choices=["reference", "defaults", "compiled", "blockident"],
+    parser.add_argument("--only", choices=["reference", "defaults", "compiled", "blockident",
+                                           "bf16"],
                         help="time this variant alone (defaults: the package's step with "
                              "malloc's defaults)")
     parser.add_argument("--compile", action="store_true",
                         help="also time the package's step with torch.compile'd encoders")
+    parser.add_argument("--bf16", action="store_true",
+                        help="also time the package's step under autocast to bfloat16")
     parser.add_argument("--profile", action="store_true",
                         help="profile the package's step instead of timing both")
     parser.add_argument("--multipliers", type=int, nargs="+", default=MULTIPLIERS,
@@ -178,6 +183,11 @@ def main() -> None:
         variants.append(("compiled", lambda b: compiled.loss(*compiled._encode_views(b)),
                          compiled, True))
     variants.append(("blockident", step["blockident"], module, True))
+    if args.bf16:
+        def bf16_step(batch):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return step["blockident"](batch)
+        variants.append(("bf16", bf16_step, module, True))
     if args.profile:
         retain_freed_memory()
         print_profile(step["blockident"], module, data, args.steps)
@@ -197,6 +207,8 @@ def main() -> None:
     if {"defaults", "blockident"} <= seconds.keys():
         print(f"ratio defaults / blockident (malloc keeping freed memory): "
               f"{seconds['defaults'] / seconds['blockident']:.2f}")
+    if {"reference", "bf16"} <= seconds.keys():
+        print(f"ratio reference / bf16: {seconds['reference'] / seconds['bf16']:.2f}")
     if {"compiled", "blockident"} <= seconds.keys():
         print(f"ratio blockident / compiled: {seconds['blockident'] / seconds['compiled']:.2f}")
 
