@@ -148,6 +148,12 @@ def test_shared_encoder_and_mixing_are_one_module(tmp_path):
     assert state["encoders.encoder1.0.weight"].equal(state["encoders.encoder2.0.weight"])
 
 
+def test_a_run_shorter_than_its_checkpoint_interval_leaves_one_checkpoint_per_step(tmp_path):
+    blockident("train", *TINY, "trainer.max_steps=5", f"run_dir={tmp_path}")
+    names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert names == ["last.ckpt", "step=0.ckpt", "step=5.ckpt"]
+
+
 def test_a_run_shorter_than_the_log_interval_still_writes_its_curve(tmp_path):
     run_dir = tmp_path / "short"
     blockident("train", *TINY, f"run_dir={run_dir}", "trainer.max_steps=5",

@@ -209,9 +209,12 @@ def train(cfg: DictConfig, run_dir: Path) -> Path:
         atomic_torch_save({"state_dict": module.state_dict(), "global_step": 0}, initial)
     if cfg.model.get("untrained"):
         return initial
+    # a name holds one step: writing it again replaces it (no `last-v1.ckpt` beside the
+    # `last.ckpt` of FinalCheckpoint when a run ends before its first periodic checkpoint)
     checkpoints = ModelCheckpoint(
         dirpath=run_dir / CKPT_DIR, filename="step={step}", auto_insert_metric_name=False,
-        every_n_train_steps=cfg.checkpoint_every, save_top_k=-1, save_last=True)
+        every_n_train_steps=cfg.checkpoint_every, save_top_k=-1, save_last=True,
+        enable_version_counter=False)
     callbacks = [checkpoints, FinalCheckpoint(run_dir, cfg.checkpoint_every),
                  *progress_bar(cfg)]
     if cfg.trainer.get("enable_model_summary", True):  # a plain one logs (Rich's prints)
