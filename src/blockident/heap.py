@@ -5,7 +5,7 @@ mmap threshold (32 MiB at most, e.g. a (12288, 750) float32 activation) is mappe
 each allocation, and freed memory at the top of the heap goes back to the operating system, so
 each step faults its activations in again page by page. :func:`retain_freed_memory` tells
 malloc to serve every block from its heap and never to shrink it: the steps of ``make run`` and
-of the numerical simulation at batch 6144 then take 8-16 % less time, and the process's
+of the numerical simulation at batch 6144 then take 9-14 % less time, and the process's
 resident memory stays at its peak until it exits (docs/benchmarks.md). PyTorch's CPU tuning
 guide preloads jemalloc or tcmalloc for the same reason; this needs no other library.
 """
