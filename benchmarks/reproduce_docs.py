@@ -338,21 +338,19 @@ def main(argv: list[str] | None = None) -> None:
                                    / "factors.json") + ".\n")
         print(table)
         replace_block(ROOT / "docs" / "lgssl.md", "lgssl", table)
-    if args.numerical:
-        dirs = _runs(args.seeds, args.out / "numerical", args.reuse, "experiment=numerical")
-        table = headline([pd.read_csv(d / "summary.csv") for d in dirs], args.seeds,
-                         "blockident run experiment=numerical seed=S", "view1",
-                         "kernel_ridge", "mean R² (chance 0)")
-        print(table)
-        replace_block(ROOT / "docs" / "numerical.md", "headline", table)
-    if args.numerical_bf16:
-        overrides = ("experiment=numerical", "trainer.precision=bf16-mixed")
-        dirs = _runs(args.seeds, args.out / "numerical_bf16", args.reuse, *overrides)
+    # docs/numerical.md block -> (run folder, overrides): float32 and bf16-mixed
+    numerical = {"headline": ("numerical", ()), "bf16": ("numerical_bf16",
+                                                        ("trainer.precision=bf16-mixed",))}
+    for block, (folder, extra) in numerical.items():
+        if not (args.numerical if block == "headline" else args.numerical_bf16):
+            continue
+        overrides = ("experiment=numerical", *extra)
+        dirs = _runs(args.seeds, args.out / folder, args.reuse, *overrides)
         table = headline([pd.read_csv(d / "summary.csv") for d in dirs], args.seeds,
                          f"blockident run {' '.join(overrides)} seed=S", "view1",
                          "kernel_ridge", "mean R² (chance 0)")
         print(table)
-        replace_block(ROOT / "docs" / "numerical.md", "bf16", table)
+        replace_block(ROOT / "docs" / "numerical.md", block, table)
 
 
 if __name__ == "__main__":

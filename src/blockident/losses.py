@@ -100,8 +100,9 @@ class _SquaredDistanceLogSumExp(torch.autograd.Function):
         buffer = a.new_empty(len(b), min(len(a), _SquaredDistanceLogSumExp.BLOCK))
         for start in range(0, len(a), buffer.shape[1]):
             columns = slice(start, start + buffer.shape[1])
-            w = buffer[:, :len(right[columns])]
-            torch.mm(left, right[columns].T, out=w)
+            block = right[columns]
+            w = buffer[:, :len(block)]
+            torch.mm(left, block.T, out=w)
             yield columns, w.exp2_()
 
     @staticmethod
