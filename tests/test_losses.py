@@ -6,7 +6,19 @@ import torch
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
-from blockident.losses import InfoNCE, LpInfoNCE, infonce, lp_infonce, pairwise_similarity
+from blockident.losses import (
+    InfoNCE,
+    LpInfoNCE,
+    _squared_distance_logsumexp,
+    _SquaredDistanceLogSumExp,
+    infonce,
+    lp_infonce,
+    pairwise_similarity,
+)
+
+# the two implementations of log sum_j exp(-||a_i - b_j||^2 / tau): blocked (CPU), whole (GPU)
+SQUARED_LSE = pytest.mark.parametrize(
+    "fn", [_SquaredDistanceLogSumExp.apply, _squared_distance_logsumexp], ids=["blocked", "whole"])
 
 
 def test_infonce_matches_explicit_formula():
@@ -64,13 +76,11 @@ def test_lp_infonce_matches_naive_broadcast(p):
     assert torch.allclose(LpInfoNCE(p=p)(z1, z2, n1, n2), expected, atol=1e-5)
 
 
-def test_blocked_squared_distance_logsumexp_gradients():
-    from blockident.losses import _SquaredDistanceLogSumExp
-
+@SQUARED_LSE
+def test_squared_distance_logsumexp_gradients(fn):
     g = torch.Generator().manual_seed(5)
     a = torch.randn(600, 3, generator=g, dtype=torch.float64, requires_grad=True)  # 3 blocks
     b = torch.randn(40, 3, generator=g, dtype=torch.float64, requires_grad=True)
-    fn = _SquaredDistanceLogSumExp.apply
     sq_dist = ((a[:, None] - b[None]) ** 2).sum(-1)
     assert torch.allclose(fn(a, b, 0.7), torch.logsumexp(-sq_dist / 0.7, 1))
     assert torch.autograd.gradcheck(lambda x, y: fn(x, y, 0.7), (a[:300], b))
@@ -79,11 +89,10 @@ def test_blocked_squared_distance_logsumexp_gradients():
     assert torch.autograd.gradcheck(lambda x, y: fn(x, y, 0.7) * signs, (a[:300], b))
 
 
-def test_squared_distance_logsumexp_of_anchors_far_from_every_candidate():
+@SQUARED_LSE
+def test_squared_distance_logsumexp_of_anchors_far_from_every_candidate(fn):
     """Where every term underflows (here e^-400 and smaller), the value and gradients are
     still those of the max-shifted log-sum-exp."""
-    from blockident.losses import _SquaredDistanceLogSumExp
-
     g = torch.Generator().manual_seed(6)
     b = torch.randn(30, 2, generator=g)
     a = torch.cat([torch.randn(5, 2, generator=g), torch.randn(5, 2, generator=g) + 20.0])
@@ -91,10 +100,25 @@ def test_squared_distance_logsumexp_of_anchors_far_from_every_candidate():
     expected = torch.logsumexp(-((a64[:, None] - b64[None]) ** 2).sum(-1), 1)
     expected.sum().backward()
     a32, b32 = a.clone().requires_grad_(), b.clone().requires_grad_()
-    out = _SquaredDistanceLogSumExp.apply(a32, b32, 1.0)
+    out = fn(a32, b32, 1.0)
     out.sum().backward()
     assert expected[5:].max() < -300
     assert torch.allclose(out.double(), expected, rtol=1e-5)
+    for x32, x64 in ((a32, a64), (b32, b64)):
+        assert torch.allclose(x32.grad.double(), x64.grad, atol=1e-4 * x64.grad.abs().max())
+
+
+@SQUARED_LSE
+def test_squared_distance_logsumexp_in_float32_matches_float64(fn):
+    g = torch.Generator().manual_seed(9)
+    a, b = torch.randn(1500, 5, generator=g) * 2, torch.randn(1200, 5, generator=g) * 2
+    a64, b64 = a.double().requires_grad_(), b.double().requires_grad_()
+    a32, b32 = a.clone().requires_grad_(), b.clone().requires_grad_()
+    expected, out = torch.logsumexp(-torch.cdist(a64, b64) ** 2 / 0.5, 1), fn(a32, b32, 0.5)
+    weights = torch.rand(1500, generator=g)  # a positive incoming gradient, as in the loss
+    (expected * weights.double()).sum().backward()
+    (out * weights).sum().backward()
+    assert torch.allclose(out.double(), expected, rtol=1e-5, atol=1e-5)
     for x32, x64 in ((a32, a64), (b32, b64)):
         assert torch.allclose(x32.grad.double(), x64.grad, atol=1e-4 * x64.grad.abs().max())
 

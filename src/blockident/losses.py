@@ -146,11 +146,25 @@ class _SquaredDistanceLogSumExp(torch.autograd.Function):
         return grad_a.contiguous(), grad_b.contiguous(), None
 
 
+def _squared_distance_logsumexp(a: torch.Tensor, b: torch.Tensor, tau: float) -> torch.Tensor:
+    """log sum_j exp(-||a_i - b_j||^2 / tau) for a (N, D), b (M, D): (N,), from one (N, M)
+    matrix of exponents (one product) through torch's max-shifted log-sum-exp."""
+    sq = (a * a).sum(1, keepdim=True) + (b * b).sum(1)  # (N, M): |a_i|^2 + |b_j|^2
+    return torch.logsumexp(torch.addmm(sq, a, b.T, beta=-1 / tau, alpha=2 / tau), dim=1)
+
+
 def _neg_logsumexp(anchor: torch.Tensor, negatives: torch.Tensor, tau: float, p: float):
-    """log sum_j exp(-||anchor_i - negatives_j||_p^p / tau) for every anchor: (N,)."""
-    if p == 2:
+    """log sum_j exp(-||anchor_i - negatives_j||_p^p / tau) for every anchor: (N,).
+
+    For p = 2 on a CPU, the blocked :class:`_SquaredDistanceLogSumExp` (cache-sized blocks);
+    elsewhere (a GPU) the whole (N, M) matrix at once: a few large kernels, and no host read of
+    device data (the blocked function's far-anchor and gradient-sign branches) to stall the
+    device every step."""
+    if p != 2:
+        return torch.logsumexp(-torch.cdist(anchor, negatives, p=p) ** p / tau, dim=1)
+    if anchor.device.type == "cpu":
         return _SquaredDistanceLogSumExp.apply(anchor, negatives, tau)
-    return torch.logsumexp(-torch.cdist(anchor, negatives, p=p) ** p / tau, dim=1)
+    return _squared_distance_logsumexp(anchor, negatives, tau)
 
 
 def lp_infonce(z1, z2, n1, n2, tau: float = 1.0, p: float = 2.0):
