@@ -9,7 +9,7 @@ global RNG, so ``torch.manual_seed`` makes it reproducible.
 
 The colour steps (jitter, greyscale), the uint8 -> float scaling and the normalisation are one
 affine map per image (:mod:`blockident.data.color`), applied in one batched matrix product and
-one clamp; the crop and the blur stay kornia's.
+one clamp; the crop and the blur stay kornia's, with their random parameters drawn on the CPU.
 """
 
 from __future__ import annotations
@@ -23,6 +23,19 @@ from blockident.data.color import ColorJitter, color_transform
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class _OnHost:
+    """A kornia augmentation that ``Module.to`` does not move (it is no submodule): its random
+    generator stays on the CPU, and kornia copies each draw's parameters to the batch's device
+    without blocking. Moved to a GPU, the generator would draw there and kornia's crop would
+    copy each draw back to the host: a wait for the GPU on every batch."""
+
+    def __init__(self, op: nn.Module):
+        self.op = op
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.op(x)
 
 
 class Augment(nn.Module):
@@ -50,7 +63,7 @@ class Augment(nn.Module):
                         "grayscale": grayscale, "blur": blur, "normalize": normalize}
         self.normalize = normalize
         self.flip = flip
-        self.crop = K.RandomResizedCrop((size, size), scale=tuple(resized_crop)) \
+        self.crop = _OnHost(K.RandomResizedCrop((size, size), scale=tuple(resized_crop))) \
             if resized_crop is not None else None
         self.crops = resized_crop is not None
         hue = (jitter / 4 if hue is None else hue) if jitter > 0 else 0.0
@@ -58,7 +71,7 @@ class Augment(nn.Module):
         self.blur = None
         if blur > 0:
             kernel = max(3, size // 10 // 2 * 2 + 1)
-            self.blur = K.RandomGaussianBlur((kernel, kernel), (0.1, 2.0), p=blur)
+            self.blur = _OnHost(K.RandomGaussianBlur((kernel, kernel), (0.1, 2.0), p=blur))
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), False)
 
