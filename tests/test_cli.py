@@ -51,13 +51,15 @@ def test_run_directory_holds_everything_to_understand_the_run(trained):
 def test_results_table_has_the_stable_schema(trained):
     results = pd.read_csv(trained / "results.csv")
     assert list(results.columns) == ["encoding", "factor", "kind", "readout", "metric", "value"]
-    assert set(results.encoding) == {"view1", "view2", "supervised:view1", "supervised:view2"}
+    assert set(results.encoding) == {"view1", "view2", "untrained:view1", "untrained:view2",
+                                     "supervised:view1", "supervised:view2"}
     assert set(results.readout) == {"linear", "kernel_ridge", "mlp"}
     kinds = dict(zip(results.factor, results.kind, strict=False))
     assert kinds == {"c": "content", "s": "style", "s~": "style", "m1": "modality",
                      "m2": "modality", "c'": "content"}
     r2 = results[results.metric == "r2"]
-    assert len(r2) == 2 * 2 * 6 * 3 and r2.value.notna().all()  # trained and control
+    # trained, untrained and control; 2 views, 6 factors, 3 readouts
+    assert len(r2) == 3 * 2 * 6 * 3 and r2.value.notna().all()
     shares = results[results.metric == "identified_share"]
     assert len(shares) == 2 * 6 * 3 and set(shares.encoding) == {"view1", "view2"}
     # one control encoder per kind (the 2-d encoding cannot hold every factor)
@@ -87,12 +89,14 @@ def test_evaluate_again_reuses_the_encodings_of_an_unchanged_checkpoint(trained,
     capsys.readouterr()
     blockident("evaluate", f"run_dir={trained}", "~readout.regressors.kernel_ridge")
     log = capsys.readouterr().out
-    assert log.count("reusing the encodings") == 4  # trained and the three control encoders
+    # trained, untrained (step 0) and the three control encoders
+    assert log.count("reusing the encodings") == 5
     assert set(pd.read_csv(trained / "results.csv").readout) == {"linear", "mlp"}
     ckpt = trained / "checkpoints" / "step=20.ckpt"
     os.utime(ckpt, ns=(ckpt.stat().st_atime_ns, ckpt.stat().st_mtime_ns + 10**9))  # touched
     blockident("evaluate", f"run_dir={trained}", "~readout.regressors.kernel_ridge")
-    assert capsys.readouterr().out.count("reusing the encodings") == 3  # controls only
+    # untrained and controls only
+    assert capsys.readouterr().out.count("reusing the encodings") == 4
     after = np.load(out / "encodings_test.npz")
     assert all(np.allclose(before[k], after[k], atol=1e-6) for k in before)  # same weights
 

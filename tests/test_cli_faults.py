@@ -28,8 +28,10 @@ def test_a_second_command_on_a_run_directory_in_use_refuses(tmp_path):
 
 def test_a_kill_during_evaluation_keeps_the_results_and_evaluate_completes_them(tmp_path):
     run_dir = tmp_path / "run"
-    assert main(["run", *TINY, f"run_dir={run_dir}", "readout.control=none"]) == 0
+    assert main(["run", *TINY, f"run_dir={run_dir}", "readout.control=none",
+                 "readout.baseline=false"]) == 0
     before = (run_dir / "results.csv").read_bytes()
+    assert b"untrained:" not in before
     log = run_dir / "blockident.log"
     slow = ["readout.baseline=true", "readout.regressors.mlp.max_iter=3000",
             "readout.regressors.mlp.early_stopping=false", "+readout.regressors.mlp.tol=0"]

@@ -1,10 +1,11 @@
 """A run's log file, the noise kept off the console, and the progress of long readouts."""
 
 import logging
+import sys
 
 import pytest
 
-from blockident.logs import progress
+from blockident.logs import progress, progress_bars
 from cli_subprocess import blockident
 
 TINY = ["experiment=numerical", "data.content_dim=2", "data.style_dim=1", "data.modality_dim=1",
@@ -44,3 +45,14 @@ def test_progress_logs_start_intermediate_and_end_lines(caplog):
     assert caplog.messages[:3] == ["fitting: 0 of 3", "fitting: 1 of 3 (0 s)",
                                    "fitting: 2 of 3 (0 s)"]
     assert caplog.messages[3].startswith("fitting: 3 of 3 in ") and len(caplog.messages) == 4
+
+
+@pytest.mark.parametrize(("terminal", "steps", "rate"),
+                         [(False, 2000, 100), (True, 2000, 25), (True, 200, 10), (False, 5, 1)])
+def test_the_progress_bar_never_reads_the_loss_every_step(monkeypatch, terminal, steps, rate):
+    """A refresh reads the logged loss off the device (a GPU waits for its queue): about 20 per
+    run, on a terminal also at the loggers' steps (every 25 here), never every step."""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal)
+    [bar] = progress_bars(True, steps, 25)
+    assert bar.refresh_rate == rate
+    assert progress_bars(False, steps, 25) == []

@@ -59,3 +59,19 @@ def progress(items: Iterable[T], desc: str, every: float = 30.0) -> Iterator[T]:
             log.info("%s: %d of %d (%.0f s)", desc, i, len(items), now - started)
             last = now
     log.info("%s: %d of %d in %.1f s", desc, len(items), len(items), time.monotonic() - started)
+
+
+def progress_bars(enabled: bool, max_steps: int, log_every: int) -> list:
+    """Lightning's progress bar for a training of ``max_steps`` steps, as a callback list
+    (empty when not ``enabled``). Each refresh reads the logged loss off the device, which makes
+    a GPU finish its queued work first, so the bar refreshes about 20 times per run, and on a
+    terminal also at least every ``log_every`` steps (the steps whose loss the loggers read
+    anyway), never every step."""
+    from lightning.pytorch.callbacks import TQDMProgressBar
+
+    if not enabled:
+        return []
+    rate = max(1, max_steps // 20)
+    if sys.stderr.isatty():
+        rate = min(rate, max(1, log_every))
+    return [TQDMProgressBar(refresh_rate=rate)]

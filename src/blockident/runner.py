@@ -38,7 +38,7 @@ from blockident.engine import ContrastiveModule
 from blockident.errors import ConfigError, MissingError, debug, user_message
 from blockident.heap import retain_freed_memory
 from blockident.io import atomic_savez, atomic_torch_save, atomic_write, atomic_write_text
-from blockident.logs import log
+from blockident.logs import log, progress_bars
 from blockident.readouts.control import (
     control_groups,
     control_names,
@@ -148,15 +148,6 @@ def build_loggers(cfg: DictConfig, run_dir: Path) -> list:
     return out
 
 
-def progress_bar(cfg: DictConfig) -> list:
-    """A progress bar that refreshes about 20 times per run when output is not a terminal."""
-    from lightning.pytorch.callbacks import TQDMProgressBar
-
-    if not cfg.trainer.get("enable_progress_bar", True) or sys.stderr.isatty():
-        return []
-    return [TQDMProgressBar(refresh_rate=max(1, cfg.trainer.max_steps // 20))]
-
-
 def find_checkpoint(run_dir: Path, step: int | None) -> tuple[int, Path, bool]:
     """(step, path, is the latest) of ``step=STEP.ckpt``, or of the latest when ``step`` is None."""
     ckpts = {int(m.group(1)): p for p in (Path(run_dir) / CKPT_DIR).glob("step=*.ckpt")
@@ -215,15 +206,16 @@ def train(cfg: DictConfig, run_dir: Path) -> Path:
         dirpath=run_dir / CKPT_DIR, filename="step={step}", auto_insert_metric_name=False,
         every_n_train_steps=cfg.checkpoint_every, save_top_k=-1, save_last=True,
         enable_version_counter=False)
+    options = dict(cfg.trainer)  # a run shorter than the log interval still logs its curve
+    options["log_every_n_steps"] = max(1, min(options.get("log_every_n_steps", 50),
+                                              cfg.trainer.max_steps))
     callbacks = [checkpoints, FinalCheckpoint(run_dir, cfg.checkpoint_every),
-                 *progress_bar(cfg)]
+                 *progress_bars(options.get("enable_progress_bar", True), options["max_steps"],
+                                options["log_every_n_steps"])]
     if cfg.trainer.get("enable_model_summary", True):  # a plain one logs (Rich's prints)
         callbacks.append(ModelSummary())
     if cfg.readout.get("every"):
         callbacks.append(ReadoutCallback(data, cfg.readout, cfg.readout.every))
-    options = dict(cfg.trainer)  # a run shorter than the log interval still logs its curve
-    options["log_every_n_steps"] = max(1, min(options.get("log_every_n_steps", 50),
-                                              cfg.trainer.max_steps))
     try:
         trainer = L.Trainer(**options, default_root_dir=run_dir, callbacks=callbacks,
                             logger=build_loggers(cfg, run_dir))

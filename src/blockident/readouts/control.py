@@ -33,7 +33,7 @@ from blockident.data.base import ReadoutSplit, StepStream
 from blockident.engine import EncoderModule
 from blockident.errors import ConfigError
 from blockident.io import atomic_torch_save
-from blockident.logs import log
+from blockident.logs import log, progress_bars
 from blockident.models.pair import EncoderPair
 
 CONTROLS = ("supervised", "oracle")
@@ -175,10 +175,11 @@ def train_supervised(encoders: EncoderPair, split: ReadoutSplit, path: Path, *, 
              len(control.targets[control.factors[0]].y), steps, path)
     options = {k: v for k, v in trainer.items()
                if k in ("accelerator", "precision", "gradient_clip_val", "enable_progress_bar")}
+    bars = progress_bars(options.get("enable_progress_bar", True), steps, steps)
     L.seed_everything(seed, verbose=False)
     L.Trainer(**options, max_steps=steps, devices=1, logger=False, enable_checkpointing=False,
               enable_model_summary=False, limit_val_batches=0, log_every_n_steps=max(1, steps),
-              ).fit(control)
+              callbacks=bars).fit(control)
     atomic_torch_save({**record, "encoders": control.encoders.state_dict()}, path)
     return control
 
