@@ -47,6 +47,8 @@ run() {
     # 128 px, bf16, 4 loader workers) on a smaller generated set
     check loop_numerical 120 python3 benchmarks/throughput.py --steps 200 --warmup 20 \
         experiment=numerical_paper
+    check loop_numerical_no_workers 120 python3 benchmarks/throughput.py --steps 200 \
+        --warmup 20 experiment=numerical_paper data.num_workers=0
     check loop_scenes_gpu 200 python3 benchmarks/throughput.py --steps 100 --warmup 20 \
         experiment=scenes_gpu data.root=/tmp/scenes_gpu data.generate.videos=1000
     # ResNet-18 on synthetic batches at the scenes_gpu and ImageNet sizes

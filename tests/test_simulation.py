@@ -115,6 +115,19 @@ def test_stream_is_a_function_of_the_step():
     assert not torch.equal(other_rank["view1"], batches[0]["view1"])
 
 
+def test_loader_workers_draw_the_same_batches_in_the_same_order():
+    def first_batches(num_workers):
+        data = NumericalData(content_dim=2, style_dim=1, modality_dim=1, batch_size=4,
+                             negatives=True, num_workers=num_workers)
+        loader = iter(data.train_dataloader())
+        return [next(loader) for _ in range(5)]
+
+    alone, with_workers = first_batches(0), first_batches(2)
+    for a, b in zip(alone, with_workers, strict=True):
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(alone[0]["view1"], alone[1]["view1"])
+
+
 def test_readout_data_has_every_group_and_the_permuted_control():
     data = NumericalData(content_dim=2, style_dim=2, modality_dim=1, readout_train=30,
                          readout_test=20)

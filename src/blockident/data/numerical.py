@@ -64,7 +64,9 @@ class NumericalData(L.LightningDataModule):
 
     ``negatives=true`` adds a separately drawn batch (``neg1``, ``neg2``) to every training
     batch, for losses such as ``lp_infonce``. Readouts are fitted on a draw of ``readout_train``
-    samples and scored on an independent draw of ``readout_test`` samples.
+    samples and scored on an independent draw of ``readout_test`` samples. ``num_workers``
+    DataLoader processes draw the training batches beside the training process (the same
+    batches as without them, see :class:`StepStream`).
     """
 
     def __init__(self, content_dim: int = 5, style_dim: int = 5, modality_dim: int = 5,
@@ -72,7 +74,8 @@ class NumericalData(L.LightningDataModule):
                  statistical_dependence: bool = False, content_dependent_style: bool = False,
                  shared_mixing: bool = False, mixing_layers: int = 3, batch_size: int = 512,
                  negatives: bool = False, val_batches: int = 2, readout_train: int = 5000,
-                 readout_test: int = 5000, seed: int = 0, wishart: str = "independent"):
+                 readout_test: int = 5000, seed: int = 0, wishart: str = "independent",
+                 num_workers: int = 0):
         super().__init__()
         sizes = LatentSizes(content_dim, style_dim, modality_dim)
         latents = MultimodalLatents(sizes, style_change_prob, c_param, m_param,
@@ -80,7 +83,7 @@ class NumericalData(L.LightningDataModule):
                                     wishart)
         self.simulation = Simulation(latents, mixing_layers, shared_mixing, seed)
         self.batch_size, self.negatives, self.seed = batch_size, negatives, seed
-        self.val_batches = val_batches
+        self.val_batches, self.num_workers = val_batches, num_workers
         self.readout_sizes = {"train": readout_train, "test": readout_test}
         self.stream: StepStream | None = None
 
@@ -105,7 +108,8 @@ class NumericalData(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         self.stream = StepStream.of_trainer(self._training_batch, self.seed, self.trainer)
-        return DataLoader(self.stream, batch_size=None)
+        return DataLoader(self.stream, batch_size=None, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)
 
     def val_dataloader(self) -> DataLoader:
         generator = torch.Generator().manual_seed(self.seed + 7919)
