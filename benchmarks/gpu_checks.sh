@@ -41,6 +41,8 @@ run() {
     nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv \
         | tee "$OUT/gpu.txt"
     python3 -c "import torch; print('torch', torch.__version__)" | tee -a "$OUT/gpu.txt"
+    # host synchronisations per training step (none expected; tests/test_host_sync.py on CPU)
+    check cuda_syncs 90 python3 benchmarks/cuda_syncs.py
     # the numerical step at the paper's size: fp32, TF32, bf16, the reference and the blocked loss
     check train_step 120 python3 benchmarks/train_step.py --device cuda --steps 20
     # the same step in the real training loop (Lightning), and the scenes_gpu loop (ResNet-18,
