@@ -11,12 +11,17 @@ import contextlib
 
 import pytest
 import torch
+from hydra import compose, initialize_config_module
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from blockident.data.augment import Augment
 from blockident.engine import ContrastiveModule
+from blockident.engine_objects import ObjectsModule
 from blockident.losses import InfoNCE, LpInfoNCE, SimSiam, _SquaredDistanceLogSumExp
 from blockident.models.heads import image_pair
 from blockident.models.mlp import mlp_pair
+from blockident.models.multimodal import imgtxt_pair
 
 META = torch.device("meta")
 
@@ -63,4 +68,25 @@ def test_image_step_with_augmentation_reads_nothing_on_the_host(backbone, loss):
     criterion = InfoNCE(0.1, within_view=True) if loss == "nt_xent" else SimSiam(8)
     module = ContrastiveModule(image_pair(backbone, hidden_size=16, encoding_size=8), criterion,
                                max_steps=10).to(META)
+    train_step(module, batch)
+
+
+def test_image_text_step_reads_nothing_on_the_host():
+    module = ContrastiveModule(imgtxt_pair(50, hidden_size=16, encoding_size=8), InfoNCE(0.1),
+                               max_steps=10).to(META)
+    batch = {"view1": torch.randn(8, 3, 32, 32, device=META),
+             "view2": torch.randint(0, 50, (8, 12), device=META)}
+    train_step(module, batch)
+
+
+def test_object_step_with_global_losses_reads_nothing_on_the_host():
+    """ViT and slot attention with the global terms; the slot terms' Hungarian matching runs
+    in scipy on the host (as in the original method) and is left out."""
+    with initialize_config_module("blockident.conf", version_base="1.3"):
+        cfg = compose("config", ["experiment=objects", "losses=global", "model.backbone.depth=1",
+                                 "data.size=32"])
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    model_cfg.pop("untrained")
+    module = ObjectsModule(instantiate(model_cfg), instantiate(cfg.loss), max_steps=10).to(META)
+    batch = {f"view{v}": torch.rand(8, 3, 32, 32, device=META) for v in (1, 2)}
     train_step(module, batch)
