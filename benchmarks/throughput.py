@@ -52,12 +52,16 @@ class StepTimer(L.Callback):
 
     def __init__(self, warmup: int):
         self.warmup, self.start, self.end, self.utilisation = warmup, None, None, []
+        self.error = "no samples"
         self._sampling = threading.Event()
 
     def _sample(self, device: torch.device) -> None:
-        while self._sampling.is_set():
-            self.utilisation.append(torch.cuda.utilization(device))
-            time.sleep(0.1)
+        try:
+            while self._sampling.is_set():
+                self.utilisation.append(torch.cuda.utilization(device))
+                time.sleep(0.1)
+        except Exception as error:  # no NVML (nvidia-ml-py): the rest is still measured
+            self.error = f"{type(error).__name__}: {error}"
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         if trainer.global_step == self.warmup:
@@ -127,8 +131,9 @@ def main() -> None:
           f"batch to device + augmentation (host): {statistics.median(to_device) * 1e3:.1f} ms "
           "per step (median)")
     if device.type == "cuda":
-        print(f"GPU utilisation: mean {statistics.mean(timer.utilisation):.0f}% over "
-              f"{len(timer.utilisation)} samples; peak memory allocated "
+        utilisation = f"mean {statistics.mean(timer.utilisation):.0f}% over " \
+            f"{len(timer.utilisation)} samples" if timer.utilisation else f"n/a ({timer.error})"
+        print(f"GPU utilisation: {utilisation}; peak memory allocated "
               f"{torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB")
 
 
