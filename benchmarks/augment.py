@@ -29,10 +29,10 @@ import argparse
 import contextlib
 import os
 import statistics
-import time
 
 import kornia.augmentation as K
 import torch
+from device_clock import clock
 from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
@@ -92,12 +92,6 @@ def build(overrides: list[str], device: torch.device):
     return cfg, data.augment.to(device).train(), module, optimizer
 
 
-def sync(device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10, help="timed steps")
@@ -136,10 +130,10 @@ def main() -> None:
                  for _ in range(2)]
         spent = {}
         for name, augment in (("kornia", kornia), ("fused", fused))[::1 if i % 2 else -1]:
-            t0 = sync(device)
+            t0 = clock(device)
             out = [augment(v) for v in views]
-            spent[name] = sync(device) - t0
-        t0 = sync(device)
+            spent[name] = clock(device) - t0
+        t0 = clock(device)
         optimizer.zero_grad(set_to_none=True)
         with autocast:
             loss, _ = module._losses({"view1": out[0], "view2": out[1]})
@@ -147,7 +141,7 @@ def main() -> None:
         if clip:
             torch.nn.utils.clip_grad_norm_(params, float(clip))
         optimizer.step()
-        spent["step"] = sync(device) - t0
+        spent["step"] = clock(device) - t0
         if i >= args.warmup:
             for name, seconds in spent.items():
                 times[name].append(seconds)

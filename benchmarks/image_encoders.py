@@ -20,20 +20,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
+from device_clock import clock
 
 from blockident.data.augment import Augment
 from blockident.losses import infonce
 from blockident.models.heads import image_pair
-
-
-def clock(device: torch.device) -> float:
-    """perf_counter after the device's queued work has finished."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter()
 
 
 def time_config(backbone: str, size: int, batch: int, steps: int, warmup: int,

@@ -28,6 +28,7 @@ import time
 
 import lightning as L
 import torch
+from device_clock import clock
 from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 from lightning.pytorch.profilers import SimpleProfiler
@@ -40,19 +41,13 @@ DATA_WAIT = "[_TrainingEpochLoop].train_dataloader_next"
 TO_DEVICE = "[Strategy]SingleDeviceStrategy.batch_to_device"
 
 
-def clock(module: L.LightningModule) -> float:
-    """perf_counter after the module's device has finished its queued work."""
-    if module.device.type == "cuda":
-        torch.cuda.synchronize(module.device)
-    return time.perf_counter()
-
-
 class StepTimer(L.Callback):
-    """Wall time of the steps after ``warmup``, and GPU utilisation samples meanwhile."""
+    """Wall time of the steps after ``warmup``, the samples of a step, and GPU utilisation
+    samples meanwhile."""
 
     def __init__(self, warmup: int):
         self.warmup, self.start, self.end, self.utilisation = warmup, None, None, []
-        self.error = "no samples"
+        self.error, self.samples = "no samples", 0
         self._sampling = threading.Event()
 
     def _sample(self, device: torch.device) -> None:
@@ -63,26 +58,24 @@ class StepTimer(L.Callback):
         except Exception as error:  # no NVML (nvidia-ml-py): the rest is still measured
             self.error = f"{type(error).__name__}: {error}"
 
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        self.samples = samples_per_step(batch)
+
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         if trainer.global_step == self.warmup:
-            self.start = clock(module)
+            self.start = clock(module.device)
             if module.device.type == "cuda":
                 self._sampling.set()
                 threading.Thread(target=self._sample, args=(module.device,), daemon=True).start()
 
     def on_train_end(self, trainer, module):
-        self.end = clock(module)
+        self.end = clock(module.device)
         self._sampling.clear()
 
 
 def samples_per_step(batch: dict) -> int:
     """Samples the encoders see in one step: every row of every view (and negatives)."""
     return sum(len(v) for v in batch.values() if isinstance(v, torch.Tensor))
-
-
-class BatchSize(L.Callback):
-    def on_train_batch_start(self, trainer, module, batch, batch_idx):
-        self.samples = samples_per_step(batch)
 
 
 def main() -> None:
@@ -102,7 +95,7 @@ def main() -> None:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     data = instantiate(cfg.data)
     module = build_module(cfg, data)
-    timer, size = StepTimer(args.warmup), BatchSize()
+    timer = StepTimer(args.warmup)
     profile_dir = tempfile.TemporaryDirectory()  # its report goes to a file, not the output
     profiler = SimpleProfiler(dirpath=profile_dir.name, filename="profile")
     options = {key: value for key, value in cfg.trainer.items()  # the per-step options
@@ -110,7 +103,7 @@ def main() -> None:
                               "log_every_n_steps", "num_sanity_val_steps")}
     options.update(max_steps=args.warmup + args.steps, limit_val_batches=0,
                    enable_checkpointing=False, logger=False, enable_progress_bar=False,
-                   enable_model_summary=False, profiler=profiler, callbacks=[timer, size])
+                   enable_model_summary=False, profiler=profiler, callbacks=[timer])
     trainer = L.Trainer(**options)
     trainer.fit(module, datamodule=data)
 
@@ -125,8 +118,8 @@ def main() -> None:
           f"batch {cfg.data.batch_size}, precision {cfg.trainer.precision}, "
           f"num_workers {cfg.data.get('num_workers', 0)}, on {device} ({name})")
     print(f"{args.steps} timed steps after {args.warmup}: {wall / args.steps * 1e3:.1f} ms/step, "
-          f"{args.steps / wall:.1f} steps/s, {size.samples * args.steps / wall:.0f} samples/s "
-          f"({size.samples} per step)")
+          f"{args.steps / wall:.1f} steps/s, {timer.samples * args.steps / wall:.0f} samples/s "
+          f"({timer.samples} per step)")
     print(f"waiting for data: {100 * waited / wall:.1f}% of the wall time; "
           f"batch to device + augmentation (host): {statistics.median(to_device) * 1e3:.1f} ms "
           "per step (median)")

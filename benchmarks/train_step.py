@@ -40,9 +40,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import time
 
 import torch
+from device_clock import clock
 from torch.profiler import ProfilerActivity, profile
 
 import blockident.losses
@@ -53,13 +53,6 @@ from blockident.losses import LpInfoNCE, _SquaredDistanceLogSumExp
 from blockident.models.mlp import mlp_pair
 
 MULTIPLIERS = [10, 50, 50, 50, 50, 10]
-
-
-def clock(device: torch.device) -> float:
-    """perf_counter after the device's queued work has finished."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter()
 
 
 def matmul_peak(device: torch.device, dtype: torch.dtype = torch.float32,
