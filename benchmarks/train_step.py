@@ -2,7 +2,7 @@
 
 Paper setting: batch 6144 positive pairs plus 6144 separately drawn negatives, latents
 5 + 5 + 5, encoders with widths 10n, 50n, 50n, 50n, 50n, 10n (n = 15), symmetrised Lp-InfoNCE
-(p = 2, tau = 1), gradient clipping at 2 and Adam. Two implementations of the same mathematics:
+(p = 2, tau = 1), gradient clipping at 2 and Adam. The variants compute the same mathematics:
 
 - ``reference``: the structure of the original code: four separate encoder passes and the
   pairwise distances through an explicit (N, N, D) broadcast;
@@ -22,7 +22,7 @@ what a step takes beyond it is the loss, the element-wise work and the optimiser
 
 ``--multipliers`` sets the hidden widths (``m * 15``; the CPU config ``numerical`` uses 10 10 10).
 ``--compile`` also times the package's step with both encoders under ``torch.compile``
-(``compiled``; its compilation falls in the warm-up step). ``--bf16`` also times it under CPU
+(``compiled``; its compilation falls in the warm-up step). ``--bf16`` also times it under
 autocast to bfloat16, as ``trainer.precision=bf16-mixed`` runs it (``bf16``: the encoders'
 products in bfloat16, the loss in float32; not the same arithmetic). ``--profile`` runs the
 package's step under torch's profiler instead and prints where its time goes: the share of the
